@@ -1,0 +1,1 @@
+"""Torch experiments, theory-vs-measurement checks, benchmarks and the ``limen`` CLI."""

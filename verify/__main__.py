@@ -1,0 +1,7 @@
+"""``python -m limen.verify`` is the ``limen`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: each reports a speed ratio against a baseline measured in the same run."""

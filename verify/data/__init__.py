@@ -1,0 +1,1 @@
+"""Data sets for the experiments (IDX/torchvision layouts, Fashion-MNIST, embedded digits)."""
