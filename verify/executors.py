@@ -1,0 +1,51 @@
+"""Sweep executors: where groups of shape-compatible runs are trained.
+
+A sweep is planned as a list of *groups*; each group is a list of run configs
+that one worker trains together in one batched pass (same shapes, shared cached
+teachers). An executor calls ``fn(group)`` for every group, wherever it likes,
+and hands each group's records to ``on_done`` **in the driver process**, which
+is the only writer of the result store: this is what makes records exactly-once.
+
+``local`` runs groups one after another in this process. Other executors
+(``ray``) live in their own modules and are looked up by :func:`get_executor`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+Group = Sequence[object]
+GroupFn = Callable[[Group], list[dict]]
+DoneFn = Callable[[Group, list[dict]], None]
+
+
+class Executor(Protocol):
+    name: str
+
+    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn) -> None:
+        """Run ``fn`` on every group; call ``on_done(group, records)`` in the driver as each finishes."""
+
+
+class LocalExecutor:
+    """Train groups sequentially in the calling process (one device)."""
+
+    name = "local"
+
+    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn) -> None:
+        for group in groups:
+            on_done(group, fn(group))
+
+
+def get_executor(name: str = "local", **options) -> Executor:
+    """Executor by name: ``local`` or ``ray`` (``address=...``, needs ``pip install limen[ray]``)."""
+    if name == "local":
+        if options:
+            raise ValueError(f"the local executor takes no options, got {sorted(options)}")
+        return LocalExecutor()
+    if name == "ray":
+        try:
+            from .executor_ray import RayExecutor
+        except ImportError as exc:
+            raise ValueError("the ray executor needs Ray: pip install 'limen[ray]'") from exc
+        return RayExecutor(**options)
+    raise ValueError(f"unknown executor {name!r}; choose local or ray")
