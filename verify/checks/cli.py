@@ -1,0 +1,91 @@
+"""Compare a theory prediction with training runs: ``limen check PRESET`` (or ``all``).
+
+Prints one table per check -- quantity, predicted, measured (mean ± 95 % CI over
+seeds), tolerance, verdict -- and writes a report folder OUT/PRESET/ with
+records.jsonl (finished runs; a rerun with the same --out resumes), summary.json
+and plots. A failed prediction is a result, not an error: the exit status is
+non-zero only when a check could not run. See docs/checks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from .registry import PRESET_MODULES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("preset", nargs="?", metavar="PRESET",
+                        help="a check (" + ", ".join(PRESET_MODULES) + ") or 'all'")
+    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument("--data", default="digits",
+                        help="data set: digits (embedded, default), fashion-mnist, mnist, emnist-balanced, ...")
+    parser.add_argument("--data-dir", default=None, help="folder holding the data set files (else $LIMEN_DATA / defaults)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the check's own)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (laptop CPU, minutes for all checks)")
+    parser.add_argument("--out", default="reports", help="report root; each check writes OUT/PRESET/ (default reports)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _list() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .registry import get, names
+
+    t = Table(title="limen checks", title_justify="left")
+    t.add_column("check")
+    t.add_column("in 'all'")
+    t.add_column("what it compares")
+    for name in names():
+        p = get(name)
+        t.add_row(name, "yes" if p.in_all else "no", p.title)
+    Console().print(t)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.list or not args.preset:
+        if not args.list:
+            print("limen check: name a check or 'all' (see --list)", file=sys.stderr)
+        return _list() if args.list else 2
+
+    from rich.console import Console
+
+    from .registry import get, names, run_preset
+    from .report import overview, print_result
+
+    console = Console()
+    options = dict(data=args.data, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
+                   quick=args.quick, progress=not args.no_progress and console.is_terminal)
+    out = Path(args.out)
+    if args.preset != "all":
+        get(args.preset)  # unknown name -> ValueError -> exit 2 with the list of names
+        result = run_preset(args.preset, out, **options)
+        print_result(result, console, out=out / args.preset)
+        return 0
+
+    done = []
+    for name in names(in_all=True):
+        console.rule(f"[bold]{name}")
+        try:
+            result = run_preset(name, out, **options)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one broken check must not hide the others' results
+            console.print(f"[bold magenta]ERROR[/] in {name}: {type(exc).__name__}: {exc}", highlight=False)
+            traceback.print_exc(file=sys.stderr)
+            done.append((name, None, str(exc)))
+            continue
+        print_result(result, console, out=out / name)
+        done.append((name, result, None))
+    console.print(overview(done))
+    errors = [n for n, r, _ in done if r is None]
+    if errors:
+        console.print(f"[bold magenta]{len(errors)} check(s) could not run:[/] {', '.join(errors)}")
+        return 1
+    return 0

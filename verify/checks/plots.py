@@ -1,0 +1,88 @@
+"""Predicted-vs-measured plots for the check reports (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | None = None,
+          predicted: dict[str, tuple] | None = None, xlabel: str, ylabel: str, title: str,
+          logx: bool = False, logy: bool = False, vlines: dict[str, float] | None = None,
+          hlines: dict[str, float] | None = None, points: dict[str, tuple] | None = None) -> str:
+    """Measured series with 95 % error bars against theory curves; returns the file name.
+
+    ``measured``: label -> (mean, lo, hi) arrays over ``x``; ``predicted``: label -> (x, y)
+    curves; ``points``: label -> (x, y) scatter (e.g. per-seed values); ``vlines``/``hlines``:
+    label -> position (e.g. σ* or chance).
+    """
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    x = np.asarray(x, dtype=float)
+    for label, (px, py) in (points or {}).items():
+        ax.scatter(px, py, s=9, alpha=0.35, label=label)
+    for label, (mean, lo, hi) in (measured or {}).items():
+        mean, lo, hi = (np.asarray(v, dtype=float) for v in (mean, lo, hi))
+        lo = np.where(np.isfinite(lo), lo, mean)
+        hi = np.where(np.isfinite(hi), hi, mean)
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", ms=4, capsize=3, lw=1.4,
+                    label=f"{label} (mean ± 95% CI)")
+    for label, (px, py) in (predicted or {}).items():
+        ax.plot(px, py, "--", lw=1.6, label=label)
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"][3:] * 3)
+    for label, v in (vlines or {}).items():
+        ax.axvline(v, ls=":", lw=1.4, color=next(colors), label=label)
+    for label, v in (hlines or {}).items():
+        ax.axhline(v, ls=":", lw=1.2, color="grey", label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path.name
+
+
+def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[float], *, xlabel: str,
+            ylabel: str, title: str, diagonal: bool = True, groups: Sequence | None = None,
+            logx: bool = False, logy: bool = False) -> str:
+    """Measured against predicted, one point per run or example, with the y = x line."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    if groups is None:
+        ax.scatter(p, m, s=8, alpha=0.5)
+    else:
+        g = np.asarray(groups)
+        for key in dict.fromkeys(g.tolist()):
+            sel = g == key
+            ax.scatter(p[sel], m[sel], s=8, alpha=0.5, label=str(key))
+        ax.legend(fontsize=7, loc="best")
+    if diagonal and p.size:
+        finite = np.concatenate([p[np.isfinite(p)], m[np.isfinite(m)]])
+        lo, hi = float(finite.min()), float(finite.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path.name
