@@ -1,0 +1,93 @@
+"""run_sweep (records, resume), named sweeps, the CLI."""
+
+import json
+
+import pytest
+
+import limen.verify.subliminal.run as run_mod
+from limen.verify.cli import main as limen_main
+from limen.verify.records import ResultStore, config_key
+from limen.verify.subliminal import SWEEPS, plan_groups, run_sweep, summarize
+
+
+def _essence(records):
+    return [(r["key"], r["config"], r["seed"], r["metrics"]) for r in records]
+
+
+def test_resume_after_interrupt_gives_the_same_records(tmp_path, tiny, monkeypatch):
+    cfgs = [tiny(seed=s, m=m, hidden=(h, 8)) for s in (0, 1) for m in (2, 4) for h in (8, 12)]
+    assert len(plan_groups(cfgs)) == 2
+    full = run_sweep(cfgs, tmp_path / "full", device="cpu", progress=False)
+    assert len(full) == len(cfgs) and [r["key"] for r in full] == [config_key(c) for c in cfgs]
+
+    real = run_mod.train_group
+    calls = {"n": 0}
+
+    def dies_on_second_group(group, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real(group, **kw)
+
+    monkeypatch.setattr(run_mod, "train_group", dies_on_second_group)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)
+    store = ResultStore(tmp_path / "cut" / "records.jsonl")
+    assert 0 < len(store.records()) < len(cfgs)
+    monkeypatch.setattr(run_mod, "train_group", real)
+    resumed = run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)
+    assert _essence(resumed) == _essence(full)
+    assert len(store.records()) == len(cfgs) and len(store.done_keys()) == len(cfgs)  # no duplicates
+    # a third call trains nothing
+    monkeypatch.setattr(run_mod, "train_group", lambda *a, **k: pytest.fail("nothing left to train"))
+    assert _essence(run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)) == _essence(full)
+
+
+def test_records_have_the_documented_fields(tmp_path, tiny):
+    (rec,) = run_sweep([tiny()], tmp_path, device="cpu", progress=False)
+    assert set(rec) == {"key", "config", "seed", "metrics", "timings", "run_info"}
+    assert rec["run_info"]["torch"] and rec["run_info"]["device"] == "cpu" and rec["run_info"]["allow_tf32"] is False
+    for k in ("teacher_init_acc", "teacher_final_acc", "student_init_acc", "student_final_acc", "teacher_init_ce",
+              "student_final_ce", "student_init_aux_mse", "student_final_aux_mse", "agreement", "cka_test",
+              "cka_noise", "tau", "principal_cos", "aux_sigma_min", "oracle_acc", "cos"):
+        assert k in rec["metrics"], k
+    json.dumps(rec, allow_nan=False)
+    rows = summarize([rec, rec])
+    assert rows[0]["n"] == 2 and rows[0]["student_final_acc"]["mean"] == rec["metrics"]["student_final_acc"]
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_named_sweeps_build_valid_configs(name):
+    data = "emnist-balanced" if name == "emnist-classes" else "digits"
+    cfgs = SWEEPS[name](seeds=2, data=data, quick=True)
+    keys = {config_key(c) for c in cfgs}
+    assert cfgs and (len(keys) == len(cfgs) or name == "study")  # the study grid repeats some runs across figures
+    assert sum(len(g) for g in plan_groups(cfgs)) == len(cfgs)
+
+
+def test_study_grid_size():
+    full = SWEEPS["study"](seeds=20, data="mnist")
+    assert len(full) == 16260
+    assert len(SWEEPS["init-controls"](seeds=20)) == 720
+
+
+def test_cli_runs_a_quick_sweep_and_resumes(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["run", "subliminal", "--sweep", "init-controls", "--quick", "--seeds", "1", "--out", str(out),
+            "--device", "cpu", "--hidden", "16,16", "--set", "teacher_epochs=1", "--set", "student_epochs=1",
+            "--noise-steps", "3", "--noise-batch", "32", "--set", "eval_noise_batches=1", "--no-progress"]
+    assert limen_main(args) == 0
+    text = capsys.readouterr().out
+    assert "student_final_acc" in text and (out / "summary.md").exists() and (out / "summary.json").exists()
+    n = len(ResultStore(out / "records.jsonl").records())
+    assert n == 18
+    assert limen_main(args) == 0
+    assert len(ResultStore(out / "records.jsonl").records()) == n
+
+
+def test_cli_rejects_bad_options(capsys):
+    assert limen_main(["run", "subliminal", "--m", "0", "--dry-run"]) == 2
+    assert "m must be an integer" in capsys.readouterr().err
+    assert limen_main(["run", "subliminal", "--set", "colour=red", "--dry-run"]) == 2
+    assert limen_main(["run", "subliminal", "--sweep", "nope"]) == 2
+    assert limen_main(["run", "subliminal", "--list"]) == 0
