@@ -1,0 +1,93 @@
+"""`limen bench subliminal` in its tiniest form on CPU: the report's structure, not the speed."""
+
+import json
+
+import pytest
+
+from limen.verify.bench import subliminal as bench
+from limen.verify.cli import main as limen_main
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    rc = limen_main(["bench", "subliminal", "--quick", "--device", "cpu", "--runs", "2", "--baseline-runs", "1",
+                     "--m-values", "3,10", "--out", str(out)])
+    assert rc == 0
+    return json.loads(out.read_text())
+
+
+def test_report_structure(report):
+    assert report["benchmark"] == "subliminal" and report["quick"] is True
+    assert report["run_info"]["device"] == "cpu" and "torch" in report["run_info"]
+    assert report["data"]["name"] == "digits" and report["protocol"]["hidden"] == [64, 64]
+    b = report["baseline"]
+    assert b["runs"] == 1 and b["seconds"] > 0 and b["runs_per_s"] == pytest.approx(1 / b["seconds"])
+    own, cached = report["engine"]["own_teachers"], report["engine"]["cached_teachers"]
+    assert own["runs"] == 2 and own["teachers"] == 2 and own["m_values"] == [10]
+    assert cached["runs"] == 2 and cached["teachers"] == 1 and cached["m_values"] == [3, 10]
+    for mode in (own, cached):
+        assert mode["seconds"] > 0 and mode["runs_per_s"] == pytest.approx(mode["runs"] / mode["seconds"])
+        assert 0 <= mode["mean_teacher_acc"] <= 1 and 0 <= mode["mean_student_acc"] <= 1
+    assert report["speedup"]["own_teachers"] == pytest.approx(own["runs_per_s"] / b["runs_per_s"])
+
+
+def test_both_implementations_report_accuracies_for_the_same_seeds(report):
+    a = report["accuracy"]
+    assert a["seeds"] == [0]
+    for key in ("baseline_teacher", "engine_teacher", "baseline_student", "engine_student"):
+        assert len(a[key]) == 1 and 0 <= a[key][0] <= 1
+
+
+def test_targets_are_not_applied_to_the_reduced_protocol(report):
+    (t,) = report["targets"]  # CPU: the >= 5x target only
+    assert t["bound"] == ">= 5" and t["verdict"] == "n/a" and "quick" in t["note"]
+    assert report["passed"] is None
+    g = report["grid_estimate"]
+    assert g["applies"] is False and g["runs"] == 16260 and "extrapolation" in g["method"]
+    assert g["seconds"] == pytest.approx(sum(r["seconds"] for r in g["rows"]))
+
+
+def test_target_verdicts():
+    own = {"runs": 120, "runs_per_s": 60.0}
+    cached = {"runs_per_s": 100.0}
+    rows = bench.targets("cuda", False, own, cached, 800.0, 300.0)
+    assert [r["verdict"] for r in rows] == ["pass", "fail", "pass", "pass"]
+    rows = bench.targets("cuda", False, {"runs": 50, "runs_per_s": 60.0}, cached, 800.0, 900.0)
+    assert rows[0]["verdict"] == "n/a" and rows[3]["verdict"] == "fail"
+    assert [r["verdict"] for r in bench.targets("cpu", False, own, cached, 4.0, 0)] == ["fail"]
+
+
+def test_grid_rows_match_the_study_and_unit_costs_invert_the_model():
+    rows = bench.grid_rows()
+    assert sum(r["runs"] for r in rows) == 16260
+    default = next(r for r in rows if r["sweep"].startswith("fig5"))
+    assert default["student"] == 1.0
+    cost = lambda m: (100 + m) / 110  # noqa: E731
+    t_t, t_s = 0.5, 0.02
+    own = {"teachers": 10, "m_list": [10] * 10, "seconds": 10 * t_t + 10 * t_s}
+    cached = {"teachers": 2, "m_list": [3, 250] * 2, "seconds": 2 * t_t + 2 * (cost(3) + cost(250)) * t_s}
+    assert bench._unit_costs(own, cached, cost) == pytest.approx((t_t, t_s))
+
+
+def test_baseline_initialisation_matches_the_engine():
+    """Both implementations draw the reference's initial weights: A layers shared, random ones per role."""
+    import torch
+
+    from limen.verify.bench.subliminal_baseline import BaselineProtocol, _build
+    from limen.verify.subliminal import RunConfig, TeacherCache, train_group
+
+    init = {"fc1": "random", "fc2": "A", "class_head": "A", "aux_head": "A"}
+    proto = BaselineProtocol(hidden=(16, 12), m=3, student_init=init)
+    teacher = _build("teacher", 5, 64, 10, proto, proto.teacher_init)
+    student = _build("student", 5, 64, 10, proto, proto.student_init)
+    cfg = RunConfig(seed=5, data="digits", m=3, hidden=(16, 12), init="fc1:random", teacher_epochs=1,
+                    student_epochs=1, noise_steps=1, noise_batch=8, eval_noise_batches=1, eval_noise_batch=8)
+    _, (models,) = train_group([cfg], "cpu", return_models=True, cache=TeacherCache())
+    for name in ("fc1", "fc2", "class_head", "aux_head"):
+        for role, net in (("teacher_init", teacher), ("student_init", student)):
+            w, b = models.params(role)[name]
+            assert torch.equal(w, getattr(net, name).weight.detach()), (role, name)
+            assert torch.equal(b, getattr(net, name).bias.detach()), (role, name)
+        same = torch.equal(teacher.get_submodule(name).weight, student.get_submodule(name).weight)
+        assert same == (init[name] == "A"), name

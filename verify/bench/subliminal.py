@@ -1,0 +1,412 @@
+"""Batched subliminal engine vs a one-run-per-call baseline of the same protocol, in one process.
+
+Times, on one device:
+
+* the baseline (:mod:`limen.verify.bench.subliminal_baseline`): DataLoader, one
+  model at a time, teacher retrained per run, ``.item()`` every step -- on a
+  few runs (``--baseline-runs``; it is slow);
+* the engine (``limen.verify.subliminal.run_sweep``) on many runs of the same
+  protocol, in two modes:
+  - *own teachers*: ``--runs`` runs with distinct seeds, every run trains its teacher;
+  - *cached teachers*: an m-sweep (m in 3, 10, 25, 50, 100, 250, as in Figure 2)
+    over ``--runs / 6`` seeds, students of one seed sharing that seed's teacher
+    (trained once, inside the timing).
+
+It reports runs/s for each, the speed-up over the baseline, the accuracies of
+both implementations (same protocol, so they agree within seed noise), the
+targets of issue 4 with pass/fail for the device class, and a *grid estimate*:
+the time the ~16,260-run study grid would take, extrapolated from the measured
+per-teacher and per-student costs with a FLOP-and-step cost model of each sweep
+(an extrapolation, not a measurement). Writes everything as JSON (``--out``).
+
+``--quick`` runs a reduced protocol on both sides (digits, hidden 64-64, 1+1
+epochs, 10 noise steps of 200): the targets, which are for the default
+784-256-256 protocol, are then shown as not applicable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+M_VALUES = (3, 10, 25, 50, 100, 250)  # Figure 2's m grid (cached-teacher mode)
+QUICK = {"hidden": (64, 64), "teacher_epochs": 1, "student_epochs": 1, "noise_steps": 10, "noise_batch": 200}
+GRID_BUDGET_S = 600.0
+
+# targets of issue 4 (default 784-256-256 protocol)
+GPU_TARGETS = {"own_runs_per_s": 50.0, "own_min_runs": 100, "cached_runs_per_s": 150.0, "speedup": 500.0,
+               "grid_seconds": GRID_BUDGET_S}
+CPU_TARGETS = {"speedup": 5.0}
+
+
+# ----------------------------------------------------------------------------- protocol
+
+def protocol(quick: bool) -> dict:
+    """The protocol both sides run (the reference's defaults, or the reduced ``--quick`` one)."""
+    p = {"hidden": (256, 256), "m": 10, "teacher_epochs": 5, "student_epochs": 5, "batch_size": 1024,
+         "noise_batch": 1000, "noise_steps": 60, "teacher_lr": 1e-3, "student_lr": 1e-3}
+    if quick:
+        p.update(QUICK)
+    return p
+
+
+def _engine_configs(data: str, proto: dict, seeds, m_values) -> list:
+    from limen.verify.subliminal import RunConfig
+
+    return [RunConfig(seed=s, data=data, m=m, hidden=tuple(proto["hidden"]), teacher_epochs=proto["teacher_epochs"],
+                      student_epochs=proto["student_epochs"], batch_size=proto["batch_size"],
+                      noise_batch=proto["noise_batch"], noise_steps=proto["noise_steps"],
+                      teacher_lr=proto["teacher_lr"], student_lr=proto["student_lr"])
+            for s in seeds for m in m_values]
+
+
+def _baseline_protocol(proto: dict):
+    from .subliminal_baseline import BaselineProtocol
+
+    return BaselineProtocol(**{k: (tuple(v) if k == "hidden" else v) for k, v in proto.items()})
+
+
+# ----------------------------------------------------------------------------- timing
+
+def _time_engine(configs, device, data_root, tf32, workdir: Path, label: str) -> tuple[float, list[dict]]:
+    from limen.verify.device import synchronize
+    from limen.verify.subliminal import TEACHER_CACHE, plan_groups, run_sweep
+
+    TEACHER_CACHE.clear()  # every mode trains its own teachers inside its timing
+    out = workdir / label
+    synchronize(device)
+    t0 = time.perf_counter()
+    records = run_sweep(configs, out=out, device=str(device), progress=False, data_root=data_root, allow_tf32=tf32)
+    synchronize(device)
+    seconds = time.perf_counter() - t0
+    if len(records) != len(configs):
+        raise RuntimeError(f"engine returned {len(records)} records for {len(configs)} runs ({label})")
+    return seconds, records
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _mode_summary(configs, seconds, records, n_teachers, n_groups) -> dict:
+    acc_t = [r["metrics"].get("teacher_final_acc") for r in records]
+    acc_s = [r["metrics"].get("student_final_acc") for r in records]
+    return {"runs": len(configs), "teachers": n_teachers, "groups": n_groups, "seconds": seconds,
+            "runs_per_s": len(configs) / seconds, "mean_teacher_acc": _mean(acc_t), "mean_student_acc": _mean(acc_s),
+            "seeds": sorted({c.seed for c in configs}), "m_values": sorted({c.m for c in configs}),
+            "m_list": [c.m for c in configs]}
+
+
+def _unit_costs(own: dict, cached: dict, student_cost) -> tuple[float, float]:
+    """Seconds per teacher and per default-size student (batched), from the two engine modes.
+
+    own:    T_a = n_a t_T + sum_i c(m_i) t_S;   cached: T_b = s_b t_T + sum_j c(m_j) t_S,
+    where c(m) is a student's multiply-adds with aux width m relative to m = 10. Clamped to >= 0.
+    """
+    n_a, n_b = own["teachers"], cached["teachers"]
+    c_a = sum(student_cost(m) for m in own["m_list"])
+    c_b = sum(student_cost(m) for m in cached["m_list"])
+    det = n_a * c_b - n_b * c_a
+    if abs(det) < 1e-9 * n_a * c_b:
+        return own["seconds"] / n_a / 2, own["seconds"] / c_a / 2
+    t_t = (own["seconds"] * c_b - cached["seconds"] * c_a) / det
+    t_s = (n_a * cached["seconds"] - n_b * own["seconds"]) / det
+    if t_t < 0:  # timing noise: attribute everything to the students
+        t_t, t_s = 0.0, min(own["seconds"] / c_a, cached["seconds"] / c_b)
+    elif t_s < 0:
+        t_t, t_s = min(own["seconds"] / n_a, cached["seconds"] / n_b), 0.0
+    return t_t, t_s
+
+
+# ----------------------------------------------------------------------------- grid estimate
+
+def _mlp_macs(n_in: int, hidden, heads: int) -> int:
+    dims = (n_in, *hidden)
+    return sum(a * b for a, b in zip(dims[:-1], dims[1:])) + dims[-1] * heads
+
+
+def _steps_grid(k_max: int, k_min: int = 0) -> list[int]:
+    return sorted({round(math.sqrt(2) ** k) for k in range(k_min, k_max + 1)})
+
+
+def grid_rows() -> list[dict]:
+    """The study grid (reference scripts, 20 seeds; digest section 1.11) as cost rows.
+
+    Each row: runs, distinct teachers, and the mean cost of one teacher and of one student
+    relative to the default 784-256-256 (K=10, m=10, 60k images, 5x60 noise steps of 1000)
+    teacher and student, scaled by multiply-adds per sample, data size and step count.
+    """
+    base = _mlp_macs(784, (256, 256), 20)
+    rel = lambda macs: macs / base  # noqa: E731
+    seeds = 20
+    d1 = [8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 2896, 4096]
+    d6 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448,
+          2048, 2896, 4096, 5793, 8192, 11585]
+    s20 = _steps_grid(20)
+    s26 = _steps_grid(26, 1)
+    m26 = _steps_grid(26, 1)
+    cnn = 28 * 28 * 32 * 9 + 14 * 14 * 128 * 32 * 9 + 1152 * 256 + 256 * 20
+    emnist_k = range(2, 48)
+    rows = [
+        {"sweep": "fig2 init conditions x m", "runs": 6 * 6 * seeds, "teachers": 0,
+         "student": sum(rel(_mlp_macs(784, (256, 256), 10 + m)) for m in M_VALUES) / 6},
+        {"sweep": "fig3 EMNIST classes K=2..47", "runs": 46 * seeds, "teachers": 46 * seeds,
+         "teacher": sum(2400 * k / 60000 * rel(_mlp_macs(784, (256, 256), k + 50)) for k in emnist_k) / 46,
+         "student": sum(rel(_mlp_macs(784, (256, 256), k + 50)) for k in emnist_k) / 46},
+        {"sweep": "fig3 student width D1", "runs": 2 * len(d1) * seeds, "teachers": 0,
+         "student": sum(rel(_mlp_macs(784, (d, 256), 10 + m)) for d in d1 for m in (10, 50)) / (2 * len(d1))},
+        {"sweep": "fig3 student -1/+1 layer", "runs": 4 * seeds, "teachers": seeds, "teacher": 1.0,
+         "student": sum(rel(_mlp_macs(784, h, 10 + m)) for h in ((256,), (256, 256, 256)) for m in (10, 50)) / 4},
+        {"sweep": "fig3 MLP teacher -> CNN student", "runs": 2 * seeds, "teachers": seeds,
+         "teacher": rel(_mlp_macs(784, (256, 256, 256), 20)), "student": rel(cnn)},
+        {"sweep": "fig4 m x noise steps", "runs": 20 * 20 * seeds, "teachers": 0,
+         "student": sum(s / 60 for s in s20) / 20 * sum(rel(_mlp_macs(784, (256, 256), 10 + m)) for m in s20) / 20},
+        {"sweep": "fig4 m=1 x noise steps", "runs": 26 * seeds, "teachers": 0,
+         "student": sum(s / 60 for s in s26) / 26 * rel(_mlp_macs(784, (256, 256), 11))},
+        {"sweep": "fig4 noise steps=1 x m", "runs": 26 * seeds, "teachers": 0,
+         "student": sum(rel(_mlp_macs(784, (256, 256), 10 + m)) / 60 for m in m26) / 26},
+        {"sweep": "fig5 head perturbation sigma", "runs": 2 * 40 * seeds, "teachers": 0, "student": 1.0},
+        {"sweep": "fig6 width D (4 MNIST + 1 EMNIST)", "runs": 5 * len(d6) * seeds, "teachers": 3 * len(d6) * seeds,
+         "teacher": sum(2 * rel(_mlp_macs(784, (256, d), 20)) + 1.88 * rel(_mlp_macs(784, (256, d), 97))
+                        for d in d6) / (3 * len(d6)),
+         "student": sum(4 * rel(_mlp_macs(784, (256, d), 20)) + rel(_mlp_macs(784, (256, d), 97))
+                        for d in d6) / (5 * len(d6))},
+        {"sweep": "default MNIST teachers (shared by fig2/3/4/5)", "runs": 0, "teachers": seeds, "teacher": 1.0},
+    ]
+    for r in rows:
+        r.setdefault("teacher", 0.0)
+        r.setdefault("student", 0.0)
+    return rows
+
+
+def grid_estimate(t_teacher: float, t_student: float) -> dict:
+    """Seconds for the study grid: sum over sweeps of teachers x cost x t_T + runs x cost x t_S."""
+    rows = []
+    for r in grid_rows():
+        sec = r["teachers"] * r["teacher"] * t_teacher + r["runs"] * r["student"] * t_student
+        rows.append({**r, "seconds": sec})
+    total = sum(r["seconds"] for r in rows)
+    return {"seconds": total, "runs": sum(r["runs"] for r in rows), "teachers": sum(r["teachers"] for r in rows),
+            "seconds_per_teacher": t_teacher, "seconds_per_student": t_student, "rows": rows,
+            "method": ("extrapolation, not a measurement: per-teacher and per-student seconds solved from the two "
+                       "engine modes, scaled per sweep by multiply-adds per sample, data size and noise steps "
+                       "relative to the default protocol; assumes the measured batched efficiency carries over "
+                       "to every sweep (wide, CNN and EMNIST groups may batch less well)")}
+
+
+# ----------------------------------------------------------------------------- targets
+
+def _target(name, measured, op, bound, applies=True, note="") -> dict:
+    ok = None if (measured is None or not applies) else (measured >= bound if op == ">=" else measured <= bound)
+    return {"target": name, "measured": measured, "bound": f"{op} {bound:g}",
+            "verdict": "n/a" if ok is None else ("pass" if ok else "fail"), "note": note}
+
+
+def targets(device_type: str, quick: bool, own: dict, cached: dict, speedup_own: float, grid_s: float) -> list[dict]:
+    applies = not quick
+    note = "reduced --quick protocol: targets are for the default 784-256-256 protocol" if quick else ""
+    if device_type == "cuda":
+        few = own["runs"] < GPU_TARGETS["own_min_runs"]
+        return [
+            _target("own teachers: runs/s (>= 100 runs batched)", own["runs_per_s"], ">=",
+                    GPU_TARGETS["own_runs_per_s"], applies and not few,
+                    note or (f"only {own['runs']} runs; the target needs >= 100" if few else "")),
+            _target("cached teachers: runs/s", cached["runs_per_s"], ">=", GPU_TARGETS["cached_runs_per_s"], applies,
+                    note),
+            _target("speed-up over baseline (own teachers)", speedup_own, ">=", GPU_TARGETS["speedup"], applies,
+                    note or "like for like: both sides train one teacher per run"),
+            _target("study grid estimate, seconds", grid_s, "<=", GPU_TARGETS["grid_seconds"], applies,
+                    note or "extrapolated, see grid_estimate.method"),
+        ]
+    return [_target("speed-up over baseline (own teachers)", speedup_own, ">=", CPU_TARGETS["speedup"], applies,
+                    note or "target stated for 2 CPU cores; like for like: one teacher per run on both sides")]
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+def run_bench(device: str = "auto", data: str | None = None, data_dir: str | None = None, runs: int | None = None,
+              baseline_runs: int | None = None, quick: bool = False, tf32: bool = False,
+              m_values: tuple[int, ...] = M_VALUES, log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> dict:
+    """Run the benchmark and return the report (a JSON-ready dict)."""
+    import torch
+
+    from limen.verify.data import load_dataset
+    from limen.verify.device import resolve_device
+    from limen.verify.runinfo import run_info
+    from limen.verify.subliminal import plan_groups, teacher_key
+
+    from .subliminal_baseline import run_baseline
+
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    data = data or ("digits" if quick else "fashion-mnist")
+    runs = runs or (240 if cuda else (12 if quick else 8))
+    baseline_runs = baseline_runs or (3 if cuda else 2)
+    if runs < 1 or baseline_runs < 1:
+        raise ValueError("--runs and --baseline-runs must be at least 1")
+    proto = protocol(quick)
+    ds = load_dataset(data, root=data_dir)  # CPU copy for the baseline; also fails early if the data are missing
+    tf32_prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+    own_cfgs = _engine_configs(data, proto, range(runs), (proto["m"],))
+    n_seeds = max(1, round(runs / len(m_values)))
+    cached_cfgs = _engine_configs(data, proto, range(n_seeds), m_values)
+    warm_cfgs = _engine_configs(data, proto, (900_000,), (proto["m"],))
+
+    with tempfile.TemporaryDirectory(prefix="limen-bench-") as tmp:
+        work = Path(tmp)
+        log(f"warm-up: engine, 1 run on {dev}")
+        _time_engine(warm_cfgs, dev, data_dir, tf32, work, "warmup")
+
+        log(f"engine, own teachers: {len(own_cfgs)} runs")
+        sec, recs = _time_engine(own_cfgs, dev, data_dir, tf32, work, "own")
+        own = _mode_summary(own_cfgs, sec, recs, len({teacher_key(c) for c in own_cfgs}), len(plan_groups(own_cfgs)))
+        own_by_seed = {r["seed"]: r["metrics"] for r in recs}
+
+        log(f"engine, cached teachers: {len(cached_cfgs)} runs ({n_seeds} seeds x m in {m_values})")
+        sec, recs = _time_engine(cached_cfgs, dev, data_dir, tf32, work, "cached")
+        cached = _mode_summary(cached_cfgs, sec, recs, len({teacher_key(c) for c in cached_cfgs}),
+                               len(plan_groups(cached_cfgs)))
+
+    bproto = _baseline_protocol(proto)
+    base_runs = []
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        for i in range(baseline_runs):
+            log(f"baseline run {i + 1}/{baseline_runs} (seed {i})")
+            base_runs.append(run_baseline(ds, i, bproto, dev))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_prev
+    base_seconds = sum(r["seconds"] for r in base_runs)
+    baseline = {"runs": baseline_runs, "seconds": base_seconds, "runs_per_s": baseline_runs / base_seconds,
+                "seconds_per_run": [r["seconds"] for r in base_runs],
+                "mean_teacher_acc": _mean(r["teacher_final_acc"] for r in base_runs),
+                "mean_student_acc": _mean(r["student_final_acc"] for r in base_runs), "per_run": base_runs}
+
+    same = [s for s in range(baseline_runs) if s in own_by_seed]
+    accuracy = {
+        "seeds": same,
+        "baseline_teacher": [r["teacher_final_acc"] for r in base_runs if r["seed"] in own_by_seed],
+        "engine_teacher": [own_by_seed[s].get("teacher_final_acc") for s in same],
+        "baseline_student": [r["student_final_acc"] for r in base_runs if r["seed"] in own_by_seed],
+        "engine_student": [own_by_seed[s].get("student_final_acc") for s in same],
+        "note": "same protocol and seeds; the two implementations draw shuffles and noise differently, "
+                "so they agree within seed-to-seed spread, not bit for bit",
+    }
+    speedup = {"own_teachers": own["runs_per_s"] / baseline["runs_per_s"],
+               "cached_teachers": cached["runs_per_s"] / baseline["runs_per_s"]}
+    n_in, k = ds.input_dim, ds.n_classes
+    t_teacher, t_student = _unit_costs(own, cached, lambda m: _mlp_macs(n_in, proto["hidden"], k + m)
+                                       / _mlp_macs(n_in, proto["hidden"], k + 10))
+    grid = grid_estimate(t_teacher, t_student)
+    grid["applies"] = not quick
+    tg = targets(dev.type, quick, own, cached, speedup["own_teachers"], grid["seconds"])
+    verdicts = [t["verdict"] for t in tg if t["verdict"] != "n/a"]
+    return {
+        "benchmark": "subliminal",
+        "command": "limen bench subliminal " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+        if sys.argv[1:3] == ["bench", "subliminal"] else " ".join(map(shlex.quote, sys.argv)),
+        "run_info": run_info(dev), "tf32": tf32, "quick": quick, "data": ds.describe(),
+        "protocol": {**proto, "hidden": list(proto["hidden"]), "noise": "uniform U[-1,1], fresh every step"},
+        "baseline": baseline,
+        "engine": {"own_teachers": own, "cached_teachers": cached},
+        "speedup": speedup, "accuracy": accuracy, "grid_estimate": grid, "targets": tg,
+        "passed": (all(v == "pass" for v in verdicts) if verdicts else None),
+    }
+
+
+# ----------------------------------------------------------------------------- output
+
+def _fmt(v, digits=3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def print_report(report: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 150))
+    ri = report["run_info"]
+    title = (f"limen bench subliminal -- {ri.get('device_name')} ({ri.get('device')}), torch {ri['torch']}, "
+             f"{report['data']['name']}, {'quick' if report['quick'] else 'default'} protocol"
+             f"{', TF32' if report['tf32'] else ''}")
+    t = Table(title=title)
+    for col in ("implementation", "runs", "teachers", "seconds", "runs/s", "speed-up", "teacher acc", "student acc"):
+        t.add_column(col, justify="left" if col == "implementation" else "right")
+    b = report["baseline"]
+    t.add_row("one run per call (baseline)", str(b["runs"]), str(b["runs"]), _fmt(b["seconds"], 2),
+              _fmt(b["runs_per_s"]), "1", _fmt(b["mean_teacher_acc"]), _fmt(b["mean_student_acc"]))
+    for key, label in (("own_teachers", "engine, own teachers"), ("cached_teachers", "engine, cached teachers (m-sweep)")):
+        e = report["engine"][key]
+        t.add_row(label, str(e["runs"]), str(e["teachers"]), _fmt(e["seconds"], 2), _fmt(e["runs_per_s"], 1),
+                  f"{report['speedup'][key]:,.1f}x", _fmt(e["mean_teacher_acc"]), _fmt(e["mean_student_acc"]))
+    console.print(t)
+
+    g = report["grid_estimate"]
+    console.print(f"Grid estimate (extrapolated, not measured): the ~{g['runs']:,}-run study grid "
+                  f"({g['teachers']:,} teachers) in about {g['seconds']:,.0f} s = {g['seconds'] / 60:,.1f} min "
+                  f"({g['seconds_per_teacher']:.4f} s per teacher, {g['seconds_per_student']:.4f} s per student, "
+                  f"default size, batched).")
+    tt = Table(title="targets (issue 4)")
+    for col in ("target", "bound", "measured", "verdict", "note"):
+        tt.add_column(col)
+    colour = {"pass": "green", "fail": "red", "n/a": "yellow"}
+    for row in report["targets"]:
+        tt.add_row(row["target"], row["bound"], _fmt(row["measured"], 1),
+                   f"[{colour[row['verdict']]}]{row['verdict']}[/]", row["note"])
+    console.print(tt)
+    a = report["accuracy"]
+    if a["seeds"]:
+        console.print("Same seeds, both implementations (teacher / student final test accuracy): " + "; ".join(
+            f"seed {s}: baseline {bt:.3f}/{bs:.3f}, engine {_fmt(et)}/{_fmt(es)}"
+            for s, bt, et, bs, es in zip(a["seeds"], a["baseline_teacher"], a["engine_teacher"],
+                                         a["baseline_student"], a["engine_student"])))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--data", default=None, choices=["digits", "fashion-mnist", "mnist"],
+                        help="data set (default: fashion-mnist; digits with --quick)")
+    parser.add_argument("--data-dir", default=None, help="folder to look for the data set in first")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="engine runs per mode (default: 240 on CUDA, 8 on CPU, 12 with --quick on CPU)")
+    parser.add_argument("--baseline-runs", type=int, default=None,
+                        help="baseline runs to time (default: 3 on CUDA, 2 on CPU; the baseline is slow)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced protocol on both sides (digits, hidden 64-64, 1+1 epochs, 10 noise steps)")
+    parser.add_argument("--m-values", default=",".join(map(str, M_VALUES)),
+                        help="aux widths of the cached-teacher m-sweep (default: Figure 2's 3,10,25,50,100,250)")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA, on both sides")
+    parser.add_argument("--out", default="reports/bench_subliminal.json", help="JSON report path")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        m_values = tuple(int(v) for v in args.m_values.split(",") if v.strip())
+    except ValueError as exc:
+        raise ValueError(f"--m-values must be comma-separated integers, got {args.m_values!r}") from exc
+    if not m_values:
+        raise ValueError("--m-values needs at least one value")
+    report = run_bench(device=args.device, data=args.data, data_dir=args.data_dir, runs=args.runs,
+                       baseline_runs=args.baseline_runs, quick=args.quick, tf32=args.tf32, m_values=m_values)
+    print_report(report)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"report written to {out}")
+    return 0
