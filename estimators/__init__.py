@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import importlib
 
+# eager (numpy only): the function ``lattice`` must shadow the submodule of the same name
+from .lattice import RedundancyLattice, canonical_node, lattice
+
 _EXPORTS = {
     "lattice": "lattice", "RedundancyLattice": "lattice", "canonical_node": "lattice",
     "Distribution": "distribution",

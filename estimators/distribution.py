@@ -199,12 +199,16 @@ class Distribution:
 
     @classmethod
     def from_samples(cls, sources, target, *, exact: bool = False) -> "Distribution":
-        """Plug-in pmf of N samples: ``sources`` ``(N, n)`` (or a list of n length-N arrays), ``target`` ``(N,)``."""
+        """Plug-in pmf of N samples (empirical frequencies).
+
+        ``sources``: an array-like of shape ``(N, n)`` (rows = samples; nested lists are rows), or a
+        list/tuple of n 1-D numpy arrays or torch tensors (columns) of length N. ``target``: ``(N,)``.
+        """
         if is_torch(target):
             target = target.detach().cpu().numpy()
         t = np.asarray(target)
-        if isinstance(sources, (list, tuple)) and sources and np.ndim(sources[0]) >= 1 and not (
-                isinstance(sources[0], (str, bytes))):
+        if isinstance(sources, (list, tuple)) and sources and all(
+                isinstance(c, np.ndarray) or is_torch(c) for c in sources):
             cols = [np.asarray(s.detach().cpu().numpy() if is_torch(s) else s) for s in sources]
             lens = {len(c) for c in cols}
             if len(lens) != 1 or any(c.ndim != 1 for c in cols):
