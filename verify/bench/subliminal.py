@@ -410,3 +410,10 @@ def main(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"report written to {out}")
     return 0
+
+
+if __name__ == "__main__":  # python -m limen.verify.bench.subliminal ...
+    _parser = argparse.ArgumentParser(prog="python -m limen.verify.bench.subliminal", description=__doc__,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))
