@@ -34,6 +34,8 @@ def teacher_margin(teacher_logits) -> np.ndarray:
     """``γ_T(x)``: top-1 minus runner-up teacher logit, shape (B,)."""
     y = _arr(teacher_logits, "teacher_logits")
     y = y[None] if y.ndim == 1 else y
+    if y.shape[1] < 2:  # one class: the argmax can never change
+        return np.full(y.shape[0], np.inf)
     top2 = np.sort(y, axis=1)[:, -2:]
     return top2[:, 1] - top2[:, 0]
 
