@@ -29,6 +29,8 @@ def test_report_structure(report):
     for mode in (own, cached):
         assert mode["seconds"] > 0 and mode["runs_per_s"] == pytest.approx(mode["runs"] / mode["seconds"])
         assert 0 <= mode["mean_teacher_acc"] <= 1 and 0 <= mode["mean_student_acc"] <= 1
+        phases = mode["engine_phase_seconds"]
+        assert phases is None or set(phases) == {"teacher", "student", "eval"}
     assert report["speedup"]["own_teachers"] == pytest.approx(own["runs_per_s"] / b["runs_per_s"])
 
 

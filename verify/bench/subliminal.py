@@ -76,7 +76,7 @@ def _baseline_protocol(proto: dict):
 
 def _time_engine(configs, device, data_root, tf32, workdir: Path, label: str) -> tuple[float, list[dict]]:
     from limen.verify.device import synchronize
-    from limen.verify.subliminal import TEACHER_CACHE, plan_groups, run_sweep
+    from limen.verify.subliminal import TEACHER_CACHE, run_sweep
 
     TEACHER_CACHE.clear()  # every mode trains its own teachers inside its timing
     out = workdir / label
@@ -95,10 +95,25 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _mode_summary(configs, seconds, records, n_teachers, n_groups) -> dict:
+_PHASES = {"teacher": "group_teacher_s", "student": "group_student_s", "eval": "group_eval_s"}
+
+
+def _phases(records, groups) -> dict | None:
+    """The engine's own per-group phase timers, summed over groups (host timers: indicative on CUDA)."""
+    from limen.verify.records import config_key
+
+    by_key = {r["key"]: r.get("timings", {}) for r in records}
+    first = [by_key.get(config_key(g[0]), {}) for g in groups]
+    if not all(all(k in t for k in _PHASES.values()) for t in first):
+        return None
+    return {name: sum(t[key] for t in first) for name, key in _PHASES.items()}
+
+
+def _mode_summary(configs, seconds, records, n_teachers, groups) -> dict:
     acc_t = [r["metrics"].get("teacher_final_acc") for r in records]
     acc_s = [r["metrics"].get("student_final_acc") for r in records]
-    return {"runs": len(configs), "teachers": n_teachers, "groups": n_groups, "seconds": seconds,
+    return {"runs": len(configs), "teachers": n_teachers, "groups": len(groups), "seconds": seconds,
+            "engine_phase_seconds": _phases(records, groups),
             "runs_per_s": len(configs) / seconds, "mean_teacher_acc": _mean(acc_t), "mean_student_acc": _mean(acc_s),
             "seeds": sorted({c.seed for c in configs}), "m_values": sorted({c.m for c in configs}),
             "m_list": [c.m for c in configs]}
@@ -267,13 +282,13 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
 
         log(f"engine, own teachers: {len(own_cfgs)} runs")
         sec, recs = _time_engine(own_cfgs, dev, data_dir, tf32, work, "own")
-        own = _mode_summary(own_cfgs, sec, recs, len({teacher_key(c) for c in own_cfgs}), len(plan_groups(own_cfgs)))
+        own = _mode_summary(own_cfgs, sec, recs, len({teacher_key(c) for c in own_cfgs}), plan_groups(own_cfgs))
         own_by_seed = {r["seed"]: r["metrics"] for r in recs}
 
         log(f"engine, cached teachers: {len(cached_cfgs)} runs ({n_seeds} seeds x m in {m_values})")
         sec, recs = _time_engine(cached_cfgs, dev, data_dir, tf32, work, "cached")
         cached = _mode_summary(cached_cfgs, sec, recs, len({teacher_key(c) for c in cached_cfgs}),
-                               len(plan_groups(cached_cfgs)))
+                               plan_groups(cached_cfgs))
 
     bproto = _baseline_protocol(proto)
     base_runs = []
@@ -354,6 +369,11 @@ def print_report(report: dict, console=None) -> None:
         t.add_row(label, str(e["runs"]), str(e["teachers"]), _fmt(e["seconds"], 2), _fmt(e["runs_per_s"], 1),
                   f"{report['speedup'][key]:,.1f}x", _fmt(e["mean_teacher_acc"]), _fmt(e["mean_student_acc"]))
     console.print(t)
+    for key, label in (("own_teachers", "own teachers"), ("cached_teachers", "cached teachers")):
+        ph = report["engine"][key]["engine_phase_seconds"]
+        if ph:
+            console.print(f"engine phases, {label} (its own host timers, indicative on CUDA): "
+                          + ", ".join(f"{k} {v:.2f} s" for k, v in ph.items()))
 
     g = report["grid_estimate"]
     console.print(f"Grid estimate (extrapolated, not measured): the ~{g['runs']:,}-run study grid "
