@@ -1,0 +1,146 @@
+"""The Ray executor on a local 2-CPU Ray cluster: same records as the local executor,
+exactly-once records when a worker dies mid-sweep or the driver is killed.
+
+The group function here is a stand-in for the engine's ``train_group``: it trains a
+tiny torch model per config, deterministically from the config's seed, and keeps a
+per-process teacher cache like the engine. Tests with the real engine are in
+``test_executor_ray_subliminal.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from limen.verify.executors import LocalExecutor, get_executor
+from limen.verify.records import ResultStore, config_dict, config_key
+
+# Keep Ray on the loopback interface (its single-machine mode); read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+ray = pytest.importorskip("ray")
+
+_TEACHERS: dict[int, torch.Tensor] = {}  # per-process cache, like the engine's
+
+
+def stand_in_group(group, crash_marker: str | None = None, crash_on: str | None = None):
+    """Train every config of ``group`` (tiny regression, 30 Adam steps) -> records."""
+    records = []
+    for cfg in group:
+        key = config_key(cfg)
+        if crash_marker and key == crash_on and not os.path.exists(crash_marker):
+            Path(crash_marker).write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies mid-group, once
+        hit = cfg["teacher"] in _TEACHERS
+        if not hit:
+            g = torch.Generator().manual_seed(1000 + cfg["teacher"])
+            _TEACHERS[cfg["teacher"]] = torch.randn(8, 1, generator=g)
+        teacher = _TEACHERS[cfg["teacher"]]
+        torch.manual_seed(cfg["seed"])
+        model = torch.nn.Sequential(torch.nn.Linear(8, cfg["width"]), torch.nn.ReLU(), torch.nn.Linear(cfg["width"], 1))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(30):
+            x = torch.rand(64, 8) * 2 - 1
+            loss = ((model(x) - x @ teacher) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        records.append({"key": key, "config": config_dict(cfg), "pid": os.getpid(), "teacher_cache_hit": hit,
+                        "metrics": {"loss": loss.item(), "w_sum": sum(p.double().sum().item() for p in model.parameters())}})
+    return records
+
+
+def plan(n_teachers=3, n_seeds=2, widths=(4, 16)):
+    """Groups of same-width configs (shape-compatible) per teacher, like the engine's plan."""
+    return [[{"teacher": t, "seed": s, "width": w} for s in range(n_seeds)] for t in range(n_teachers) for w in widths]
+
+
+def sweep(executor, groups, fn, store: ResultStore):
+    """A stand-in for the engine's run_sweep: skip finished keys, the driver writes records."""
+    done = store.done_keys()
+    todo = [g for g in ([c for c in g if config_key(c) not in done] for g in groups) if g]
+    executor.map_groups(todo, fn, lambda group, records: store.extend(records))
+    return store.records()
+
+
+def metrics_by_key(records):
+    return {r["key"]: r["metrics"] for r in records}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def executor(cluster):
+    """Two CPU workers kept across the tests (starting one costs seconds: it imports torch)."""
+    with get_executor("ray", num_workers=2, keep_workers=True) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def local_records(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each Ray CPU worker runs torch with 1 thread: same floats
+    try:
+        return sweep(LocalExecutor(), plan(), stand_in_group, ResultStore(tmp_path_factory.mktemp("local") / "r.jsonl"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _same_records_as_local(records, local_records):
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)), "duplicated records"
+    assert metrics_by_key(records) == metrics_by_key(local_records)  # bit-identical on CPU
+
+
+def test_two_workers_give_the_local_records(executor, local_records, tmp_path):
+    failures = []
+    executor.on_failure = lambda g, e: failures.append(g)
+    records = sweep(executor, plan(), stand_in_group, ResultStore(tmp_path / "r.jsonl"))
+    _same_records_as_local(records, local_records)
+    assert len({r["pid"] for r in records}) == 2  # both workers trained groups
+    assert {w["threads"] for w in executor.worker_info.values()} == {1}
+    assert sum(r["teacher_cache_hit"] for r in records) >= 6  # groups of a teacher stay on its worker
+    assert failures == [] and executor.failures == 0
+
+
+def test_worker_killed_mid_sweep_loses_and_duplicates_nothing(executor, local_records, tmp_path):
+    victim = plan()[3][1]  # second run of the fourth group
+    fn = functools.partial(stand_in_group, crash_marker=str(tmp_path / "crashed"), crash_on=config_key(victim))
+    before = executor.failures
+    records = sweep(executor, plan(), fn, ResultStore(tmp_path / "r.jsonl"))
+    assert (tmp_path / "crashed").exists() and executor.failures == before + 1
+    _same_records_as_local(records, local_records)
+
+
+def test_interrupted_driver_loses_nothing_and_rerun_skips_finished(executor, local_records, tmp_path):
+    store = ResultStore(tmp_path / "r.jsonl")
+
+    def write_then_interrupt(group, records):
+        store.extend(records)
+        if len(store.records()) >= 4:
+            raise KeyboardInterrupt  # Ctrl-C in the driver; SIGKILL: test_executor_ray_cluster.py
+
+    with pytest.raises(KeyboardInterrupt):
+        executor.map_groups(plan(), stand_in_group, write_then_interrupt)
+    first = store.records()
+    records = sweep(executor, plan(), stand_in_group, store)
+    assert records[:len(first)] == first  # finished runs kept as written; the rerun adds only the rest
+    _same_records_as_local(records, local_records)
+
+
+def test_error_in_the_group_function_is_raised_in_the_driver(executor):
+    def bad(group):
+        raise ValueError("width must be positive")
+
+    with pytest.raises(ValueError, match="width must be positive"):
+        executor.map_groups(plan(), bad, lambda g, r: None)
