@@ -76,15 +76,12 @@ def test_baseline_initialisation_matches_the_engine():
     """Both implementations draw the reference's initial weights: A layers shared, random ones per role."""
     import torch
 
-    from limen.verify.bench.subliminal_baseline import BaselineProtocol, _build
+    from limen.verify.bench.subliminal_baseline import _build
     from limen.verify.subliminal import RunConfig, TeacherCache, train_group
 
-    init = {"fc1": "random", "fc2": "A", "class_head": "A", "aux_head": "A"}
-    proto = BaselineProtocol(hidden=(16, 12), m=3, student_init=init)
-    teacher = _build("teacher", 5, 64, 10, proto, proto.teacher_init)
-    student = _build("student", 5, 64, 10, proto, proto.student_init)
     cfg = RunConfig(seed=5, data="digits", m=3, hidden=(16, 12), init="fc1:random", teacher_epochs=1,
                     student_epochs=1, noise_steps=1, noise_batch=8, eval_noise_batches=1, eval_noise_batch=8)
+    teacher, student = _build("teacher", cfg, 64, 10), _build("student", cfg, 64, 10)
     _, (models,) = train_group([cfg], "cpu", return_models=True, cache=TeacherCache())
     for name in ("fc1", "fc2", "class_head", "aux_head"):
         for role, net in (("teacher_init", teacher), ("student_init", student)):
@@ -92,4 +89,16 @@ def test_baseline_initialisation_matches_the_engine():
             assert torch.equal(w, getattr(net, name).weight.detach()), (role, name)
             assert torch.equal(b, getattr(net, name).bias.detach()), (role, name)
         same = torch.equal(teacher.get_submodule(name).weight, student.get_submodule(name).weight)
-        assert same == (init[name] == "A"), name
+        assert same == (name != "fc1"), name
+
+
+def test_baseline_rejects_what_it_does_not_implement():
+    from limen.verify.bench.subliminal_baseline import run_baseline
+    from limen.verify.data import load_dataset
+    from limen.verify.subliminal import RunConfig
+
+    ds = load_dataset("digits")
+    with pytest.raises(ValueError, match="not normal noise"):
+        run_baseline(ds, RunConfig(noise="normal"))
+    with pytest.raises(ValueError, match="dataset is digits"):
+        run_baseline(ds, RunConfig(data="fashion-mnist"))

@@ -47,29 +47,11 @@ CPU_TARGETS = {"speedup": 5.0}
 
 # ----------------------------------------------------------------------------- protocol
 
-def protocol(quick: bool) -> dict:
-    """The protocol both sides run (the reference's defaults, or the reduced ``--quick`` one)."""
-    p = {"hidden": (256, 256), "m": 10, "teacher_epochs": 5, "student_epochs": 5, "batch_size": 1024,
-         "noise_batch": 1000, "noise_steps": 60, "teacher_lr": 1e-3, "student_lr": 1e-3}
-    if quick:
-        p.update(QUICK)
-    return p
-
-
-def _engine_configs(data: str, proto: dict, seeds, m_values) -> list:
+def _engine_configs(data: str, overrides: dict, seeds, m_values) -> list:
+    """RunConfigs of the protocol: the reference's defaults, changed only by ``overrides`` (``QUICK``)."""
     from limen.verify.subliminal import RunConfig
 
-    return [RunConfig(seed=s, data=data, m=m, hidden=tuple(proto["hidden"]), teacher_epochs=proto["teacher_epochs"],
-                      student_epochs=proto["student_epochs"], batch_size=proto["batch_size"],
-                      noise_batch=proto["noise_batch"], noise_steps=proto["noise_steps"],
-                      teacher_lr=proto["teacher_lr"], student_lr=proto["student_lr"])
-            for s in seeds for m in m_values]
-
-
-def _baseline_protocol(proto: dict):
-    from .subliminal_baseline import BaselineProtocol
-
-    return BaselineProtocol(**{k: (tuple(v) if k == "hidden" else v) for k, v in proto.items()})
+    return [RunConfig(seed=s, data=data, m=m, **overrides) for s in seeds for m in m_values]
 
 
 # ----------------------------------------------------------------------------- timing
@@ -254,6 +236,7 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
 
     from limen.verify.data import load_dataset
     from limen.verify.device import resolve_device
+    from limen.verify.records import config_dict
     from limen.verify.runinfo import run_info
     from limen.verify.subliminal import plan_groups, teacher_key
 
@@ -266,14 +249,15 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
     baseline_runs = baseline_runs or (3 if cuda else 2)
     if runs < 1 or baseline_runs < 1:
         raise ValueError("--runs and --baseline-runs must be at least 1")
-    proto = protocol(quick)
+    overrides = QUICK if quick else {}
     ds = load_dataset(data, root=data_dir)  # CPU copy for the baseline; also fails early if the data are missing
     tf32_prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
 
-    own_cfgs = _engine_configs(data, proto, range(runs), (proto["m"],))
+    m0 = 10  # the reference's default m
+    own_cfgs = _engine_configs(data, overrides, range(runs), (m0,))
     n_seeds = max(1, round(runs / len(m_values)))
-    cached_cfgs = _engine_configs(data, proto, range(n_seeds), m_values)
-    warm_cfgs = _engine_configs(data, proto, (900_000,), (proto["m"],))
+    cached_cfgs = _engine_configs(data, overrides, range(n_seeds), m_values)
+    warm_cfgs = _engine_configs(data, overrides, (900_000,), (m0,))
 
     with tempfile.TemporaryDirectory(prefix="limen-bench-") as tmp:
         work = Path(tmp)
@@ -290,13 +274,13 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
         cached = _mode_summary(cached_cfgs, sec, recs, len({teacher_key(c) for c in cached_cfgs}),
                                plan_groups(cached_cfgs))
 
-    bproto = _baseline_protocol(proto)
+    base_cfgs = _engine_configs(data, overrides, range(baseline_runs), (m0,))
     base_runs = []
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     try:
-        for i in range(baseline_runs):
-            log(f"baseline run {i + 1}/{baseline_runs} (seed {i})")
-            base_runs.append(run_baseline(ds, i, bproto, dev))
+        for i, cfg in enumerate(base_cfgs):
+            log(f"baseline run {i + 1}/{baseline_runs} (seed {cfg.seed})")
+            base_runs.append(run_baseline(ds, cfg, dev))
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_prev
     base_seconds = sum(r["seconds"] for r in base_runs)
@@ -317,9 +301,9 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
     }
     speedup = {"own_teachers": own["runs_per_s"] / baseline["runs_per_s"],
                "cached_teachers": cached["runs_per_s"] / baseline["runs_per_s"]}
-    n_in, k = ds.input_dim, ds.n_classes
-    t_teacher, t_student = _unit_costs(own, cached, lambda m: _mlp_macs(n_in, proto["hidden"], k + m)
-                                       / _mlp_macs(n_in, proto["hidden"], k + 10))
+    n_in, k, hidden = ds.input_dim, ds.n_classes, own_cfgs[0].hidden
+    t_teacher, t_student = _unit_costs(own, cached, lambda m: _mlp_macs(n_in, hidden, k + m)
+                                       / _mlp_macs(n_in, hidden, k + m0))
     grid = grid_estimate(t_teacher, t_student)
     grid["applies"] = not quick
     tg = targets(dev.type, quick, own, cached, speedup["own_teachers"], grid["seconds"])
@@ -329,7 +313,7 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
         "command": "limen bench subliminal " + " ".join(shlex.quote(a) for a in sys.argv[3:])
         if sys.argv[1:3] == ["bench", "subliminal"] else " ".join(map(shlex.quote, sys.argv)),
         "run_info": run_info(dev), "tf32": tf32, "quick": quick, "data": ds.describe(),
-        "protocol": {**proto, "hidden": list(proto["hidden"]), "noise": "uniform U[-1,1], fresh every step"},
+        "protocol": {k: v for k, v in config_dict(own_cfgs[0]).items() if k != "seed"},
         "baseline": baseline,
         "engine": {"own_teachers": own, "cached_teachers": cached},
         "speedup": speedup, "accuracy": accuracy, "grid_estimate": grid, "targets": tg,
