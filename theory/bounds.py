@@ -14,10 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .compat import _vec
 from .heads import transfer_fraction_expected, transfer_fraction_variance
-from .linear import _arr, pinv, projector, span_projector
-from .results import Result, register, report
+from .linear import _arr, _vec, pinv, projector, span_projector
+from .results import Result, register, report, z_score
 
 
 def _two_inf(M: np.ndarray) -> float:
@@ -342,7 +341,7 @@ def _sig_check(rng):
     E = sig * rng.standard_normal((R, m, d))
     v = np.sum((np.einsum("dm,rmk,k->rd", Ap, E, h)) ** 2, axis=1)
     pred = sig**2 * np.sum(h**2) * np.sum(Ap**2)
-    z = abs(v.mean() - pred) / (v.std(ddof=1) / np.sqrt(R))
+    z = float(z_score(v, pred))
     details["E‖A⁺Eh‖²"] = f"{v.mean():.4f} (pred {pred:.4f}, z {z:.2f})"
     errs["z − 4.5 first-order identity"] = max(0.0, z - 4.5)
     # (2) E‖A⁺‖_F² = m/(s₀²(d−m−1)) for Gaussian A with entry sd s₀ (inverse-Wishart mean)
@@ -353,7 +352,7 @@ def _sig_check(rng):
         f = np.sum(sv**-2.0, axis=1)
         r, big = min(m, d), max(m, d)
         pred = r / (s0**2 * (big - r - 1))
-        z = abs(f.mean() - pred) / (f.std(ddof=1) / np.sqrt(R))
+        z = float(z_score(f, pred))
         details[f"E‖A⁺‖_F² m={m},d={d}"] = f"{f.mean():.4f} (pred {pred:.4f}, z {z:.2f})"
         errs[f"z − 4.5 inverse Wishart m={m},d={d}"] = max(0.0, z - 4.5)
     # (3) Gordon: E‖E‖₂ ≤ σ(√m + √d) for Gaussian E (an inequality, checked against the mean's upper CI)
@@ -411,12 +410,12 @@ def _width_check(rng):
         q = np.einsum("kd,rde,e->rk", C, np.eye(D) - P, delta)
         s = np.sum(q**2, axis=1)
         pred = width_logit_error_expected(C, delta, m)
-        z = abs(s.mean() - pred) / (s.std(ddof=1) / np.sqrt(s.size))
+        z = float(z_score(s, pred))
         details[f"E‖C(I−P)δ‖² D={D},m={m}"] = f"{s.mean():.4f} (pred {pred:.4f}, z {z:.2f})"
         errs[f"z − 4.5 D={D},m={m}"] = max(0.0, z - 4.5)
         wb = width_bound(D, m)
         frac = np.sum(np.einsum("rde,e->rd", np.eye(D) - P, delta) ** 2, 1) / np.sum(delta**2)
-        z2 = abs(frac.mean() - wb["lost_fraction"]) / (frac.std(ddof=1) / np.sqrt(frac.size))
+        z2 = float(z_score(frac, wb["lost_fraction"]))
         errs[f"lost fraction z − 4.5 D={D},m={m}"] = max(0.0, z2 - 4.5)
     return report("width-bound", errs, 1e-9, **details)
 
@@ -455,7 +454,7 @@ def _noise_check(rng):
         P = _batched_projectors(Xs)
         frac = np.sum((x - np.einsum("rij,j->ri", P, x)) ** 2, 1) / np.sum(x**2)
         pred = noise_budget_bound(N, n)["lost_fraction"]
-        z = abs(frac.mean() - pred) / (frac.std(ddof=1) / np.sqrt(R))
+        z = float(z_score(frac, pred))
         details[f"lost fraction n={n},N={N}"] = f"{frac.mean():.4f} (pred {pred:.4f}, z {z:.2f})"
         errs[f"z − 4.5 n={n},N={N}"] = max(0.0, z - 4.5)
         m, d, K = 3, 5, 4

@@ -38,12 +38,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .linear import _arr, fixed_point, pinv, projector
+from .linear import _arr, _vec, fixed_point, pinv, projector
 from .results import Result, eq, register, report
-
-
-def _vec(a, n, name):
-    return np.zeros(n) if a is None else _arr(a, name, 1)
 
 
 def aux_compatibility_residual(A_S, A_T, a_S=None, a_T=None) -> float:

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from .linear import _arr, projector
-from .results import Result, eq, register, report
+from .results import Result, eq, register, report, z_score
 
 
 # --------------------------------------------------------------------------- evaluators
@@ -131,11 +131,6 @@ def _draw_heads(rng, R, m, d, law):
     raise ValueError(law)
 
 
-def _z(mean, sd, R, target):
-    # the standard error is floored at rounding level: for m ≥ d the statistic is deterministic
-    return abs(mean - target) / max(sd / np.sqrt(R), 1e-12)
-
-
 def monte_carlo_transfer_fraction(rng, m: int, d: int, R: int = 4000, law: str = "gaussian", v=None) -> dict:
     """Sample mean ± standard error of ``vᵀ P_A v`` (unit v) over R random heads, with the prediction.
 
@@ -153,7 +148,7 @@ def monte_carlo_transfer_fraction(rng, m: int, d: int, R: int = 4000, law: str =
     mu4 = float(np.mean((s - mean) ** 4))
     var_sem = np.sqrt(max(mu4 - sd**4, 0.0) / R)
     return {"mean": mean, "sem": sem, "ci95": (mean - 1.96 * sem, mean + 1.96 * sem), "predicted": pred,
-            "z": _z(mean, sd, R, pred), "var": sd**2, "var_sem": var_sem, "var_predicted": var_pred,
+            "z": float(z_score(s, pred)), "var": sd**2, "var_sem": var_sem, "var_predicted": var_pred,
             "var_z": abs(sd**2 - var_pred) / max(var_sem, 1e-12)}
 
 
@@ -251,7 +246,7 @@ def _var_check(rng):
         P = _batched_projectors(_draw_heads(rng, 6000, m, d, "gaussian"))
         s = P[:, 0, 1] ** 2
         pred = projector_entry_moments(m, d)["mean_offdiag_sq"]
-        z = _z(s.mean(), s.std(ddof=1), s.size, pred)
+        z = float(z_score(s, pred))
         details[f"E P_01² m={m},d={d}"] = f"{s.mean():.5f} (pred {pred:.5f})"
         errs[f"offdiag z − {zmax} m={m},d={d}"] = max(0.0, z - zmax)
     # m ≥ d: exactly zero variance
@@ -308,7 +303,7 @@ def _tau_check(rng):
         pm, pv = transfer_fraction_expected(m, d), head_overlap_variance(C, m)
         details[f"τ m={m},d={d}"] = f"mean {t.mean():.4f} (pred {pm:.4f}), var {t.var(ddof=1):.2e} (pred {pv:.2e})"
         sd = t.std(ddof=1)
-        errs[f"mean z − {zmax} m={m}"] = max(0.0, _z(t.mean(), sd, t.size, pm) - zmax)
+        errs[f"mean z − {zmax} m={m}"] = max(0.0, float(z_score(t, pm)) - zmax)
         mu4 = np.mean((t - t.mean()) ** 4)
         vsem = np.sqrt(max(mu4 - sd**4, 0.0) / t.size)
         errs[f"var z − {zmax} m={m}"] = max(0.0, abs(sd**2 - pv) / max(vsem, 1e-12) - zmax)
@@ -351,8 +346,7 @@ def _map_check(rng):
         PX = _batched_projectors(rng.uniform(-1, 1, (R, N, n)))  # projector onto span of N noise columns
         S = np.einsum("rij,jk,rkl->ril", PA, D, PX)
         pred = expected_transferred_map(m, d, N, n) * D
-        # floor the standard error at rounding level: with m ≥ d and N ≥ n_in the map is deterministic
-        z = np.abs(S.mean(0) - pred) / np.maximum(S.std(0, ddof=1) / np.sqrt(R), 1e-12)
+        z = z_score(S, pred)  # deterministic (z ≈ 0) when m ≥ d and N ≥ n_in
         details[f"m={m},N={N}"] = f"factor {expected_transferred_map(m, d, N, n):.4f}, max |z| {z.max():.2f}"
         errs[f"max z − 5 m={m},N={N}"] = max(0.0, float(z.max()) - 5.0)  # 42 entries per case
     return report("random-transfer-map", errs, 1e-9, **details)

@@ -27,7 +27,7 @@ from typing import Union
 
 import numpy as np
 
-from .results import Result, eq, register, report
+from .results import Result, eq, register, report, z_score
 
 Reduction = Union[str, float]
 F64 = np.float64
@@ -152,27 +152,30 @@ def mode_rates(A, X=None, *, Sigma=None, reduction: Reduction = "mean", batch: i
 
 
 # --------------------------------------------------------------------------- evaluators
-def aux_loss(W, WT, A, X, *, reduction: Reduction = "mean", A_T=None, a_S=None, a_T=None) -> float:
-    """The distillation loss ``c · ||A_S W X + a_S − A_T W_T X − a_T||_F²`` (biases optional)."""
+def _vec(a, n: int, name: str = "bias") -> np.ndarray:
+    """A bias vector of length n, zeros when omitted."""
+    return np.zeros(n) if a is None else _arr(a, name, 1)
+
+
+def _aux_residual(W, WT, A, X, A_T, a_S, a_T):
+    """(A, X, residual A_S W X + a_S 1ᵀ − A_T W_T X − a_T 1ᵀ of shape (m, N))."""
     W, WT, A, X = (_arr(v, k, 2) for v, k in ((W, "W"), (WT, "WT"), (A, "A"), (X, "X")))
     AT = A if A_T is None else _arr(A_T, "A_T", 2)
     r = A @ W @ X - AT @ WT @ X
     if a_S is not None or a_T is not None:
-        r = r + (_bias(a_S, A.shape[0]) - _bias(a_T, A.shape[0]))[:, None]
+        r = r + (_vec(a_S, A.shape[0], "a_S") - _vec(a_T, A.shape[0], "a_T"))[:, None]
+    return A, X, r
+
+
+def aux_loss(W, WT, A, X, *, reduction: Reduction = "mean", A_T=None, a_S=None, a_T=None) -> float:
+    """The distillation loss ``c · ||A_S W X + a_S − A_T W_T X − a_T||_F²`` (biases optional)."""
+    A, X, r = _aux_residual(W, WT, A, X, A_T, a_S, a_T)
     return loss_scale(reduction, A.shape[0], X.shape[1]) * float(np.sum(r * r))
-
-
-def _bias(a, m):
-    return np.zeros(m) if a is None else _arr(a, "bias", 1)
 
 
 def aux_gradient(W, WT, A, X, *, reduction: Reduction = "mean", A_T=None, a_S=None, a_T=None) -> np.ndarray:
     """``∇_W L = 2c A_Sᵀ (A_S W X + a_S 1ᵀ − A_T W_T X − a_T 1ᵀ) Xᵀ``, shape (d, n_in)."""
-    W, WT, A, X = (_arr(v, k, 2) for v, k in ((W, "W"), (WT, "WT"), (A, "A"), (X, "X")))
-    AT = A if A_T is None else _arr(A_T, "A_T", 2)
-    r = A @ W @ X - AT @ WT @ X
-    if a_S is not None or a_T is not None:
-        r = r + (_bias(a_S, A.shape[0]) - _bias(a_T, A.shape[0]))[:, None]
+    A, X, r = _aux_residual(W, WT, A, X, A_T, a_S, a_T)
     return 2.0 * loss_scale(reduction, A.shape[0], X.shape[1]) * (A.T @ r @ X.T)
 
 
@@ -201,7 +204,7 @@ def fixed_point(W0, WT, A, X=None, *, A_T=None, a_S=None, a_T=None, Sigma=None) 
     else:
         W = W0 + Ap @ (AT @ WT - A @ W0) @ PX
     if X is not None and (a_S is not None or a_T is not None):
-        da = _bias(a_T, A.shape[0]) - _bias(a_S, A.shape[0])
+        da = _vec(a_T, A.shape[0], "a_T") - _vec(a_S, A.shape[0], "a_S")
         W = W + np.outer(Ap @ da, np.ones(X.shape[1]) @ pinv(X))
     return W
 
@@ -228,6 +231,7 @@ def gd_trajectory(W0, WT, A, X, lr: float, steps: int, *, reduction: Reduction =
     the **expected** iterate of SGD with fresh i.i.d. noise batches (exact: the gradient is
     affine in W and a fresh batch is independent of W_k), loss normalised per ``reduction``
     (``"mean"``: the per-batch mean loss, c = 1/m).
+    Memory: ``(steps+1)·d·n_in`` float64 values; for one late iterate use :func:`gd_iterate`.
     """
     if steps < 0:
         raise ValueError("steps must be >= 0")
@@ -773,8 +777,7 @@ def _fresh_check(rng):
         X = rng.uniform(-1, 1, (reps, n, B))
         R = np.einsum("md,rdn,rnb->rmb", A, W - WT, X)
         W -= lr * 2.0 / (m * B) * np.einsum("md,rmb,rnb->rdn", A, R, X)
-    mean, sem = W.mean(0), W.std(0, ddof=1) / np.sqrt(reps)
-    z = np.abs(mean - pred) / sem
+    z = z_score(W, pred)
     # 12 entries, each |z| < 4.5 unless the mean recursion were wrong (Bonferroni-safe)
     return report("fresh-noise-mean", {"max |z| over entries − 4.5": max(0.0, float(z.max() - 4.5))}, 0.0,
                   max_z=float(z.max()), repeats=reps)

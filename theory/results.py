@@ -45,6 +45,17 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def z_score(samples, predicted, axis: int = 0):
+    """|sample mean − predicted| in standard errors along ``axis`` (Monte-Carlo checks).
+
+    The standard error is floored at 1e-12, so a statistic that is deterministic up to
+    rounding (e.g. P_A = I for m ≥ d) gives z ≈ 0 when it equals the prediction.
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    sem = s.std(axis=axis, ddof=1) / np.sqrt(s.shape[axis])
+    return np.abs(s.mean(axis=axis) - predicted) / np.maximum(sem, 1e-12)
+
+
 def report(name: str, errors: dict[str, float], tolerance: float, **details: Any) -> CheckReport:
     """Build a :class:`CheckReport` from named errors (each must be <= tolerance)."""
     worst = max(errors.values()) if errors else 0.0
