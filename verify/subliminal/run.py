@@ -51,9 +51,17 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
             ex.map_groups(groups, fn=fn, on_done=lambda g, recs: store.extend(recs))
         else:
             with _progress(len(todo), description, enabled=enabled) as bar:
+                note = [description]
+
                 def on_done(group, recs):
                     store.extend(recs)
-                    bar.advance(len(recs))
+                    bar.advance(len(recs), note[0])
+
+                def on_failure(group, exc):  # executors with workers (ray): a worker died, its group is retried
+                    note[0] = f"{description} ({ex.failures} worker failure(s), retried)"
+                    bar.advance(0, note[0])
+                if hasattr(ex, "on_failure"):
+                    ex.on_failure = on_failure
                 ex.map_groups(groups, fn=fn, on_done=on_done)
     by_key = {r["key"]: r for r in store.records()}
     return [by_key[config_key(c)] for c in configs if config_key(c) in by_key]
