@@ -15,12 +15,14 @@ Stable API (other packages may build presets on it)
 ``Row(quantity, predicted, measured, tolerance, verdict, detail="", unit="")``
     one line of a check's table. Build rows with the comparison rules
     :func:`within` (the interval must lie inside predicted ± tol),
+    :func:`within_factor` (inside predicted ×/÷ factor, for scales),
     :func:`at_most` / :func:`at_least` (one-sided, e.g. a bound),
     or :func:`info` (a reported number without a verdict).
 ``Verdict``: ``PASS``, ``FAIL``, ``INCONCLUSIVE`` (the interval straddles the
     tolerance edge, so the data cannot decide) and ``INFO`` (no prediction).
-``CheckResult(preset, title, rows, config, notes, plots, run_info, elapsed_s)``
-    what a preset returns; ``.to_dict()`` is the ``summary.json`` payload.
+``CheckResult(preset, title, rows, config, notes, plots, run_info, elapsed_s, series)``
+    what a preset returns; ``.to_dict()`` is the ``summary.json`` payload
+    (``series``: the measured curves behind the plots, JSON-ready).
 ``CheckContext``
     what a preset receives: ``data``, ``data_dir``, ``device`` (a spec string;
     ``ctx.torch_device()`` resolves it), ``seeds`` (``None`` = the preset's
@@ -57,13 +59,14 @@ from .core import (
     info,
     mean_ci,
     within,
+    within_factor,
     worst,
 )
 from .registry import PRESET_MODULES, get, names, register, run_preset
 
 __all__ = [
     "CheckContext", "CheckResult", "Measurement", "Preset", "Row", "Verdict",
-    "at_least", "at_most", "bootstrap_ci", "exact", "info", "mean_ci", "within", "worst",
+    "at_least", "at_most", "bootstrap_ci", "exact", "info", "mean_ci", "within", "within_factor", "worst",
     "PRESET_MODULES", "get", "names", "register", "run_preset", "check",
 ]
 

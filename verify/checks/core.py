@@ -178,10 +178,16 @@ def within(quantity: str, predicted: float, measured: Measurement, tol: float, *
            detail: str = "", tol_text: str | None = None) -> Row:
     """PASS iff the measured interval lies inside ``predicted ± tol`` (see module doc)."""
     p = float(predicted)
-    verdict = _band_verdict(measured, p - tol, p + tol)
-    if not math.isfinite(measured.mean):
-        verdict = Verdict.FAIL
+    verdict = Verdict.FAIL if math.isnan(measured.mean) else _band_verdict(measured, p - tol, p + tol)
     return Row(quantity, p, measured, tol_text or f"± {fmt(tol, 2)}", verdict, detail)
+
+
+def within_factor(quantity: str, predicted: float, measured: Measurement, factor: float, *,
+                  detail: str = "") -> Row:
+    """PASS iff the measured interval lies inside ``[predicted / factor, predicted · factor]`` (scales, σ*, D*)."""
+    p = float(predicted)
+    verdict = Verdict.FAIL if math.isnan(measured.mean) else _band_verdict(measured, p / factor, p * factor)
+    return Row(quantity, p, measured, f"×/÷ {fmt(factor, 2)}", verdict, detail)
 
 
 def at_most(quantity: str, bound: float, measured: Measurement, *, detail: str = "",
@@ -256,6 +262,7 @@ class CheckResult:
     plots: list[str] = field(default_factory=list)
     run_info: dict = field(default_factory=dict)
     elapsed_s: float | None = None
+    series: dict = field(default_factory=dict)  # the measured curves behind the plots (JSON-ready)
 
     def counts(self) -> dict[str, int]:
         out = {v: 0 for v in Verdict.ALL}
@@ -285,6 +292,7 @@ class CheckResult:
             "plots": list(self.plots),
             "run_info": self.run_info,
             "elapsed_s": self.elapsed_s,
+            "series": self.series,
         }
 
 

@@ -11,6 +11,13 @@ from .core import CheckContext, CheckResult, Preset
 # name -> module defining ``PRESET`` (or ``PRESETS``, a dict name -> Preset). Order = ``limen check all`` order.
 PRESET_MODULES: dict[str, str] = {
     "linear-fixed-point": "limen.verify.checks.linear_fixed_point",
+    "transfer-fraction": "limen.verify.checks.transfer_fraction",
+    "oracle-student": "limen.verify.checks.oracle_student",
+    "init-controls": "limen.verify.checks.init_controls",
+    "aux-perturbation": "limen.verify.checks.perturbation",
+    "class-perturbation": "limen.verify.checks.perturbation",
+    "width-transition": "limen.verify.checks.width_transition",
+    "margin-bound": "limen.verify.checks.margin_bound",
 }
 
 _REGISTERED: dict[str, Preset] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -47,7 +48,7 @@ def write_summary(result: CheckResult, out: str | Path) -> Path:
 
 def table(result: CheckResult) -> Table:
     """The check's rich table: quantity, predicted, measured, tolerance, verdict."""
-    t = Table(title=f"[bold]{result.preset}[/bold] — {result.title}", title_justify="left",
+    t = Table(title=f"[bold]{escape(result.preset)}[/bold] — {escape(result.title)}", title_justify="left",
               show_lines=False, expand=False)
     t.add_column("quantity", overflow="fold", max_width=44)
     t.add_column("predicted", justify="right", overflow="fold", max_width=22)
@@ -55,8 +56,8 @@ def table(result: CheckResult) -> Table:
     t.add_column("tolerance", justify="right", overflow="fold", max_width=20)
     t.add_column("verdict", justify="center")
     for r in result.rows:
-        t.add_row(r.quantity, fmt(r.predicted), r.measured.text() if r.measured else "—", r.tolerance,
-                  Text(r.verdict, style=STYLE[r.verdict]))
+        t.add_row(*(Text(v) for v in (r.quantity, fmt(r.predicted), r.measured.text() if r.measured else "—",
+                                       r.tolerance)), Text(r.verdict, style=STYLE[r.verdict]))
     return t
 
 
@@ -64,9 +65,9 @@ def print_result(result: CheckResult, console: Console | None = None, *, out: Pa
     console = console or Console()
     console.print(table(result))
     for note in result.notes:
-        console.print(f"  [dim]•[/dim] {note}", highlight=False)
+        console.print(f"  [dim]•[/dim] {escape(note)}", highlight=False)
     c = result.counts()
-    where = f" → {out}" if out else ""
+    where = f" → {escape(str(out))}" if out else ""
     console.print(f"  [{STYLE[result.verdict]}]{result.verdict}[/]: {c['PASS']} pass, {c['FAIL']} fail, "
                   f"{c['INCONCLUSIVE']} inconclusive ({result.elapsed_s or 0:.1f} s){where}\n", highlight=False)
 

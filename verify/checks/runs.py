@@ -32,3 +32,67 @@ def run_configs(configs: Sequence, path: str | Path, fn: Callable[[object], dict
                 if tick is not None:
                     tick.advance()
     return [have[config_key(c)] for c in configs]
+
+
+def _usable(rec: dict | None, measure: bool) -> bool:
+    return rec is not None and "metrics" in rec and (not measure or "check" in rec)
+
+
+def _sibling_records(out: Path) -> dict[str, dict]:
+    """Finished engine runs in the other checks' folders under the same report root."""
+    found: dict[str, dict] = {}
+    for path in sorted(out.parent.glob("*/records.jsonl")):
+        if path.parent == out:
+            continue
+        for rec in ResultStore(path).records():
+            if "key" in rec and "metrics" in rec and (rec["key"] not in found or "check" in rec):
+                found[rec["key"]] = rec
+    return found
+
+
+def engine_runs(configs: Sequence, ctx, *, measure: bool = False, description: str = "runs") -> list[dict]:
+    """Records of subliminal-engine runs for ``configs`` (in order), trained only where needed.
+
+    A run is taken, in this order, from this check's ``records.jsonl``, from another check's
+    folder under the same report root (same config key; checks share runs), or trained with
+    :func:`limen.verify.subliminal.run_sweep`. ``measure=True`` needs the trained networks:
+    groups are trained with ``train_group(..., return_models=True)`` and each record gets a
+    ``"check"`` entry from :func:`limen.verify.checks.measure.run_measures`.
+    """
+    from limen.verify.subliminal import plan_groups, run_sweep, train_group
+    from limen.verify.subliminal.engine import get_data
+
+    configs = list(configs)
+    store = ResultStore(ctx.records_path)
+    have = {r["key"]: r for r in store.records() if "key" in r}
+    missing = [c for c in configs if not _usable(have.get(config_key(c)), measure)]
+    if missing:
+        siblings = _sibling_records(ctx.out)
+        reuse = [siblings[k] for k in dict.fromkeys(config_key(c) for c in missing)
+                 if _usable(siblings.get(k), measure)]
+        if reuse:
+            store.extend(reuse)
+            have.update((r["key"], r) for r in reuse)
+    todo = list({config_key(c): c for c in configs if not _usable(have.get(config_key(c)), measure)}.values())
+    if todo and not measure:
+        for rec in run_sweep(todo, out=ctx.out, device=ctx.device, progress=ctx.progress,
+                             data_root=ctx.data_dir, description=description):
+            have[rec["key"]] = rec
+    elif todo:
+        from limen.verify.device import resolve_device
+        from limen.verify.progress import progress as bar
+
+        from .measure import run_measures
+
+        device = resolve_device(ctx.device)
+        with (bar(len(todo), description) if ctx.progress else contextlib.nullcontext()) as tick:
+            for group in plan_groups(todo):
+                recs, models = train_group(group, device, data_root=ctx.data_dir, return_models=True)
+                data = get_data(group[0], device, ctx.data_dir)
+                for rec, mod in zip(recs, models):
+                    rec["check"] = run_measures(mod, data.x_test, data.y_test)
+                store.extend(recs)
+                have.update((r["key"], r) for r in recs)
+                if tick is not None:
+                    tick.advance(len(recs))
+    return [have[config_key(c)] for c in configs]

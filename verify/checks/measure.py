@@ -1,0 +1,94 @@
+"""Theory quantities measured on trained split-head runs (float64 numpy on the test set).
+
+:func:`run_measures` takes one run's trained networks (``RunModels`` from
+``train_group(..., return_models=True)``) and its test set, and returns the
+quantities the checks compare with :mod:`limen.theory`, as a JSON-ready dict kept
+in the run's record under ``"check"``. Every prediction is computed by a theory
+function; this module only evaluates the networks and forms measured ratios.
+
+Notation: ``h`` last-hidden features, ``y`` class logits, ``T`` teacher (trained),
+``S0``/``S`` student before/after distillation, ``C_S`` the student's class head
+(it gets no gradient), ``A_S`` the student's initial aux head.
+
+* transfer fraction -- the student's class-logit change projected on the change a
+  student with its class head would get by copying the teacher's features:
+  ``f = ⟨y_S − y_S0, C_S(h_T − h_S0)⟩ / ‖C_S(h_T − h_S0)‖²`` (Frobenius over the test
+  set). Theory R1/R2 predict ``f ≈ τ ≈ min(m, d)/d``; the per-run oracle value uses
+  the fixed point ``theory.feature_fixed_point`` (R1.1).
+* remaining logit gap -- ``‖y_S − y_T‖² / ‖y_S0 − y_T‖²`` (0: student = teacher).
+* margin bound -- ``B(x) = theory.logit_error_bound(...)`` against the measured
+  ``‖y_S(x) − y_T(x)‖_∞`` and the oracle's ``‖y_S^∞(x) − y_T(x)‖_∞``;
+  ``theory.margin_bound`` turns ``B`` into accuracy / agreement lower bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_SAMPLE = 200  # per-example values kept in the record for plots
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
+
+
+def _frac(num: np.ndarray, den: np.ndarray) -> float:
+    d = float(np.sum(den * den))
+    return float(np.sum(num * den) / d) if d > 0 else float("nan")
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> float:
+    d = float(np.sum(b * b))
+    return float(np.sum(a * a) / d) if d > 0 else float("nan")
+
+
+def run_measures(models, x_test, y_test) -> dict:
+    """Theory-facing measurements of one trained run (see module docstring)."""
+    from limen import theory
+
+    x = x_test.detach().cpu()
+    labels = y_test.detach().cpu().numpy()
+    hT, yT, _ = (_np(t) for t in models.forward("teacher", x))
+    hS0, yS0, _ = (_np(t) for t in models.forward("student_init", x))
+    hS, yS, _ = (_np(t) for t in models.forward("student", x))
+    C_S, c_S = (_np(t) for t in models.student_init["class_head"])
+    A_S, a_S = (_np(t) for t in models.student_init["aux_head"])
+    C_T, c_T = (_np(t) for t in models.teacher["class_head"])
+    A_T, a_T = (_np(t) for t in models.teacher["aux_head"])
+
+    h_or = np.asarray(theory.feature_fixed_point(hS0, hT, A_S, A_T, a_S, a_T))
+    y_or = h_or @ C_S.T + c_S
+    target = (hT - hS0) @ C_S.T
+
+    B = np.asarray(theory.logit_error_bound(hS0, hT, C_S, A_S, C_T, A_T, a_S, a_T, c_S, c_T), dtype=float)
+    err = np.abs(yS - yT).max(axis=1)
+    err_or = np.abs(y_or - yT).max(axis=1)
+    mb = theory.margin_bound(yT, B, labels)
+    pred_T, pred_S = yT.argmax(1), yS.argmax(1)
+    pos = B > 0
+    tight = err[pos] / B[pos]  # examples with B = 0 (exact transfer predicted) have no ratio
+    tight_or = err_or[pos] / B[pos]
+    n = min(N_SAMPLE, len(labels))
+    return {
+        "transfer_fraction": _frac(yS - yS0, target),
+        "transfer_fraction_oracle": _frac(y_or - yS0, target),
+        "head_overlap": float(theory.head_overlap(C_S, A_S)),
+        "remaining_gap": _ratio(yS - yT, yS0 - yT),
+        "remaining_gap_oracle": _ratio(y_or - yT, yS0 - yT),
+        "bound_violation_frac": float(np.mean(err > B)),
+        "bound_violation_frac_oracle": float(np.mean(err_or > B * (1 + 1e-9) + 1e-9)),
+        "bound_tightness_median": float(np.median(tight)) if tight.size else None,
+        "bound_max_ratio": float(tight.max()) if tight.size else None,
+        "bound_max_ratio_oracle": float(tight_or.max()) if tight.size else None,
+        "student_acc": float(np.mean(pred_S == labels)),
+        "teacher_acc": float(mb["teacher_accuracy"]),
+        "oracle_acc": float(np.mean(y_or.argmax(1) == labels)),
+        "agreement": float(np.mean(pred_S == pred_T)),
+        "accuracy_lower_bound": float(mb["accuracy_lower_bound"]),
+        "accuracy_lower_bound_r61": float(mb["accuracy_lower_bound_r61"]),
+        "agreement_lower_bound": float(mb["agreement_lower_bound"]),
+        "sample_bound": B[:n].tolist(),
+        "sample_err": err[:n].tolist(),
+        "sample_err_oracle": err_or[:n].tolist(),
+        "sample_margin": np.asarray(mb["margin"])[:n].tolist(),
+    }

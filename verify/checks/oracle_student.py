@@ -1,0 +1,69 @@
+"""``oracle-student``: accuracy of the oracle projected student vs the trained student (theory R1.1/R1.3, P1).
+
+Prediction: a distilled student's class logits are those of the free-feature fixed
+point, ``C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S`` (= ``C_S[(I − P_A)h_S0 + P_A h_T] + c_S``
+for compatible aux heads), so the *oracle* accuracy computed from the initial student,
+the trained teacher and the student's initial aux head should equal the trained
+student's accuracy. Experiment: the runs of ``init-controls`` (six conditions × m ×
+seeds; reused when that check ran into the same ``--out``); the engine records the
+oracle accuracy of every run (``metrics.oracle_acc``). Comparison: per condition and
+m, the paired difference student − oracle (t-interval over seeds) must lie within
+± 0.05; per run, the share of runs within ± 0.05 and the correlation over all runs
+are reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import init_controls
+from .core import CheckContext, CheckResult, Preset, bootstrap_ci, info, mean_ci, within
+from .runs import engine_runs
+
+TOL = 0.05
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    from . import plots
+
+    n_seeds = ctx.n_seeds(full=10, quick=3)
+    labelled = init_controls.configs(ctx, n_seeds)
+    recs = engine_runs([c for *_, c in labelled], ctx, description="oracle-student runs")
+    student = init_controls.table(labelled, recs)
+    oracle = init_controls.table(labelled, recs, "oracle_acc")
+    rows, diffs, pairs, groups = [], [], [], []
+    for cond, by_m in student.items():
+        for m, by_seed in by_m.items():
+            d = [by_seed[s] - oracle[cond][m][s] for s in sorted(by_seed)]
+            diffs += d
+            pairs += [(oracle[cond][m][s], by_seed[s]) for s in sorted(by_seed)]
+            groups += [cond] * len(d)
+            o = float(np.mean(list(oracle[cond][m].values())))
+            rows.append(within(f"{cond}, m = {m}: student − oracle accuracy (oracle {o:.3f})", 0.0,
+                               mean_ci(d), TOL))
+    within_tol = [abs(d) <= TOL for d in diffs]
+    rows.append(within("all runs: student − oracle accuracy", 0.0, mean_ci(diffs), TOL,
+                       detail="pooled over conditions and m (not independent across m; see per-condition rows)"))
+    rows.append(info(f"share of runs with |student − oracle| ≤ {TOL}", mean_ci([float(w) for w in within_tol])))
+    rows.append(info("correlation of oracle and student accuracy over runs",
+                     bootstrap_ci(pairs, lambda p: float(np.corrcoef(np.asarray(p).T)[0, 1]))))
+    fig = plots.scatter(ctx.out / "student_vs_oracle.png", [p[0] for p in pairs], [p[1] for p in pairs],
+                        xlabel="oracle projected-student accuracy (R1.3)", ylabel="trained student accuracy",
+                        title="per run: trained student vs oracle", groups=groups)
+    return CheckResult(
+        preset="oracle-student",
+        title="oracle projected student (R1.3) vs trained student accuracy, per run and aggregated (P1)",
+        rows=rows,
+        config={"conditions": list(student), "m": list(init_controls.m_grid(ctx)), "seeds": n_seeds,
+                "tolerance": TOL},
+        notes=["oracle: C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S with the student's initial heads (engine metric oracle_acc)."],
+        plots=[fig],
+        series={"runs": [{"condition": g, "oracle_acc": p[0], "student_acc": p[1]} for g, p in zip(groups, pairs)]},
+    )
+
+
+PRESET = Preset(
+    name="oracle-student",
+    title="oracle projected student (theory R1.3) vs trained student accuracy",
+    run=run,
+)

@@ -1,0 +1,112 @@
+"""``aux-perturbation`` and ``class-perturbation``: accuracy vs Gaussian head noise σ (figure 5; theory R4, P5).
+
+Prediction: perturbing the student's aux head, A_S = A_T + E with E i.i.d. N(0, σ²),
+breaks aux compatibility once ‖E‖₂ reaches σ_min(A), i.e. at
+``σ* = theory.aux_perturbation_sigma_critical(m, d)`` (ε(σ) = σ/σ* = 1; 0.024 at
+m = 10, d = 256). For the class head limen.theory has no dedicated result; the check
+applies the same ε = 1 criterion to the K × d class head,
+``σ* = theory.aux_perturbation_sigma_critical(K, d)`` (P5: "a similar scale"), and says so.
+Accuracy should fall monotonically with σ from its σ = 0 level toward chance.
+
+Experiment: shared initialisation, m = 10, Gaussian noise on the student's head's
+weights and biases before distillation (the reference's figure-5 scripts; the aux
+head stays trainable, so the student can partly undo E), a σ grid, several seeds.
+Measured: σ_mid, where the seed-mean accuracy has fallen half-way from its σ = 0
+value to chance (interpolated in log σ; bootstrap interval over seeds).
+Comparison: σ_mid within a factor 2 of σ*; accuracy(0) − accuracy(σ_max) > 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import protocol
+from .core import CheckContext, CheckResult, Measurement, Preset, Row, Verdict, at_least, info, mean_ci, within_factor
+from .curves import crossing_ci
+from .runs import engine_runs
+
+FACTOR = 2.0
+M = 10
+
+
+def sigma_grid(ctx) -> tuple[float, ...]:
+    if ctx.quick:
+        return (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+    return tuple(float(s) for s in np.linspace(0.0, 0.2, 21))
+
+
+def _run(ctx: CheckContext, head: str) -> CheckResult:
+    from limen import theory
+    from limen.verify.subliminal import RunConfig
+
+    from . import plots
+
+    n_seeds = ctx.n_seeds(full=10, quick=3)
+    d, K = protocol.width(ctx), protocol.n_classes(ctx)
+    chance = 1.0 / K
+    sigmas = sigma_grid(ctx)
+    labelled = [(sig, RunConfig(seed=s, **protocol.base(
+        ctx, m=M, perturb=(f"student:{head},std={sig!r},timing=before_student_training",))))
+        for sig in sigmas for s in range(n_seeds)]
+    recs = engine_runs([c for _, c in labelled], ctx, description=f"{head} perturbation runs")
+    acc = np.zeros((n_seeds, len(sigmas)))
+    for (sig, cfg), rec in zip(labelled, recs):
+        acc[cfg.seed, sigmas.index(sig)] = rec["metrics"]["student_final_acc"]
+    if head == "aux_head":
+        sigma_star = float(theory.aux_perturbation_sigma_critical(M, d))
+        star_text = f"σ* = theory.aux_perturbation_sigma_critical(m={M}, d={d})"
+    else:
+        sigma_star = float(theory.aux_perturbation_sigma_critical(K, d))
+        star_text = (f"σ* = theory.aux_perturbation_sigma_critical({K}, {d}): the aux-head ε = 1 criterion "
+                     "applied to the K × d class head (no class-head result in limen.theory)")
+    half = lambda curve: 0.5 * (curve[0] + chance)  # noqa: E731
+    top = mean_ci(acc[:, 0])
+    rows: list[Row] = []
+    if top.lo - chance < 0.05:
+        rows.append(Row("accuracy midpoint σ_mid", sigma_star, None, f"×/÷ {FACTOR:g}", Verdict.INCONCLUSIVE,
+                        "no transfer at σ = 0 (accuracy not clearly above chance): midpoint undefined"))
+    else:
+        mid = crossing_ci(sigmas, acc, half, direction="down")
+        if math.isinf(mid.mean):
+            mid = Measurement(math.inf, sigmas[-1], math.inf, mid.n, mid.method)
+        rows.append(within_factor("accuracy midpoint σ_mid (half-way from σ = 0 to chance)", sigma_star, mid, FACTOR,
+                                  detail=star_text))
+        if math.isfinite(mid.mean):
+            rows.append(info("ε(σ_mid) = σ_mid / σ*", Measurement(mid.mean / sigma_star, mid.lo / sigma_star,
+                                                                  mid.hi / sigma_star, mid.n, mid.method),
+                             predicted=1.0))
+    rows.append(at_least(f"accuracy(σ = 0) − accuracy(σ = {sigmas[-1]:g})", 0.0, mean_ci(acc[:, 0] - acc[:, -1]),
+                         predicted="> 0 (falls with σ)"))
+    rows.append(info("accuracy at σ = 0", top))
+    rows.append(info(f"accuracy at σ = {sigmas[-1]:g}", mean_ci(acc[:, -1]), predicted=f"→ chance {chance:.3g}"))
+    cis = [mean_ci(acc[:, j]) for j in range(len(sigmas))]
+    curve = ([c.mean for c in cis], [c.lo for c in cis], [c.hi for c in cis])
+    vlines = {f"predicted σ* = {sigma_star:.3g}": sigma_star}
+    if rows[0].measured is not None and math.isfinite(rows[0].measured.mean):
+        vlines[f"measured σ_mid = {rows[0].measured.mean:.3g}"] = rows[0].measured.mean
+    fig = plots.curve(ctx.out / "accuracy_vs_sigma.png", sigmas, measured={"student": curve},
+                      xlabel=f"σ of the Gaussian noise on the student's {head}", ylabel="student test accuracy",
+                      title=f"{head} perturbation (m = {M}, d = {d})", vlines=vlines,
+                      hlines={"chance": chance, "half-way level": half(np.asarray(curve[0]))})
+    name = "aux-perturbation" if head == "aux_head" else "class-perturbation"
+    return CheckResult(
+        preset=name,
+        title=f"accuracy vs σ of noise on the student's {head}: measured midpoint vs predicted σ* (R4)",
+        rows=rows,
+        config={"head": head, "m": M, "d": d, "sigmas": list(sigmas), "seeds": n_seeds, "sigma_star": sigma_star,
+                "factor": FACTOR, "run": protocol.describe(ctx)},
+        notes=[star_text, "σ_mid: bootstrap (percentile) interval over seeds; inf = not reached on the σ grid."],
+        plots=[fig],
+        series={"sigma": list(sigmas), "mean": curve[0], "lo": curve[1], "hi": curve[2],
+                "epsilon": [float(v) for v in theory.aux_perturbation_epsilon(np.asarray(sigmas), M, d)]},
+    )
+
+
+PRESETS = {
+    "aux-perturbation": Preset("aux-perturbation", "accuracy vs σ on the student's aux head: midpoint vs σ* (R4)",
+                               lambda ctx: _run(ctx, "aux_head")),
+    "class-perturbation": Preset("class-perturbation", "accuracy vs σ on the student's class head: midpoint vs σ*",
+                                 lambda ctx: _run(ctx, "class_head")),
+}

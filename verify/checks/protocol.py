@@ -1,0 +1,46 @@
+"""Run sizes shared by the presets that train split-head networks.
+
+Full size is the reference protocol (``RunConfig`` defaults: 256-256 MLP, 5 teacher +
+5 student epochs, 60 × 1000 noise steps per epoch) on the chosen data, except that on
+the embedded digits (1437 training images, two Adam steps per teacher epoch at batch
+1024) the teacher trains for 40 epochs so that it learns the task. ``--quick`` keeps
+the design but uses a 64-64 MLP, 2 student epochs of 30 steps and 2 000 held-out
+noise samples (teacher: 20 epochs on digits, 2 elsewhere).
+"""
+
+from __future__ import annotations
+
+QUICK = {"hidden": (64, 64), "student_epochs": 2, "noise_steps": 30, "eval_noise_batches": 2}
+DIGITS_TEACHER_EPOCHS = {"full": 40, "quick": 20}
+
+
+def base(ctx, **changes) -> dict:
+    """RunConfig keyword arguments for this context (data, sizes), updated with ``changes``."""
+    kw: dict = {"data": ctx.data}
+    if ctx.quick:
+        kw.update(QUICK)
+        kw["teacher_epochs"] = DIGITS_TEACHER_EPOCHS["quick"] if ctx.data == "digits" else 2
+    elif ctx.data == "digits":
+        kw["teacher_epochs"] = DIGITS_TEACHER_EPOCHS["full"]
+    kw.update(changes)
+    return kw
+
+
+def width(ctx) -> int:
+    """Width d of the layer the heads read, at this context's size."""
+    return base(ctx).get("hidden", (256, 256))[-1]
+
+
+def n_classes(ctx) -> int:
+    from limen.verify.subliminal.config import KNOWN_DATA
+
+    return KNOWN_DATA[ctx.data.lower()] if ctx.data.lower() in KNOWN_DATA else 10
+
+
+def describe(ctx) -> dict:
+    """The sizes used, for summary.json."""
+    from limen.verify.subliminal import RunConfig
+
+    from limen.verify.records import config_dict
+
+    return config_dict(RunConfig(**base(ctx)))
