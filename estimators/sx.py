@@ -33,6 +33,7 @@ round-off.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
@@ -144,6 +145,68 @@ def _subset_marginals(x, n, nb, masks, ops):
     return ops.stack(out, nb)
 
 
+# grids up to this many cells get their joint marginals from one matmul with a 0/1 matrix
+_MATMUL_MARGINALS_MAX_CELLS = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _agreement_matrix(shape: tuple, n: int, masks: tuple) -> np.ndarray:
+    """0/1 matrix ``A`` (G, k*G): ``(x_flat @ A)[k*G + g]`` = marginal of subset ``masks[k]`` (and of
+    every axis after the n sources, e.g. the target) of ``x`` at cell ``g``."""
+    idx = np.indices(shape).reshape(len(shape), -1)
+    g = idx.shape[1]
+    out = np.empty((g, len(masks) * g))
+    for j, m in enumerate(masks):
+        keep = [i for i in range(n) if (m >> i) & 1] + list(range(n, len(shape)))
+        agree = np.ones((g, g), dtype=bool)
+        for i in keep:
+            agree &= idx[i][:, None] == idx[i][None, :]
+        out[:, j * g:(j + 1) * g] = agree
+    out.setflags(write=False)
+    return out
+
+
+_TORCH_CONSTS: dict = {}
+
+
+def _const_for(a: np.ndarray, like, key):
+    """``a`` as an array/tensor of ``like``'s dtype and device (torch constants cached)."""
+    if not is_torch(like):
+        return a if a.dtype == like.dtype else a.astype(like.dtype)
+    import torch
+
+    k = (key, like.dtype, str(like.device))
+    t = _TORCH_CONSTS.get(k)
+    if t is None:
+        if len(_TORCH_CONSTS) > 256:
+            _TORCH_CONSTS.clear()
+        t = _TORCH_CONSTS[k] = torch.as_tensor(np.array(a), dtype=like.dtype, device=like.device)
+    return t
+
+
+def _marginals_flat(x, n, nb, masks, ops):
+    """Joint marginals of ``x`` (..., S1..Sn, *rest) over each subset in ``masks`` (keeping ``rest``),
+    at every cell: shape (..., k, G) with G = cells of ``x`` after the batch dimensions."""
+    shape = tuple(x.shape[nb:])
+    batch = tuple(x.shape[:nb])
+    g = int(np.prod(shape))
+    k = len(masks)
+    if g <= _MATMUL_MARGINALS_MAX_CELLS:
+        key = (shape, n, tuple(int(m) for m in masks))
+        a = _const_for(_agreement_matrix(*key), x, ("agree",) + key)
+        return (x.reshape(*batch, g) @ a).reshape(*batch, k, g)
+    return _subset_marginals(x, n, nb, masks, ops).reshape(*batch, k, g)
+
+
+def _wsum(v, w):
+    """``(v * w).sum(-1)`` for v (..., u, G) and w (..., 1, G), as a batched matmul."""
+    return (v @ ops_swap(w))[..., 0]
+
+
+def ops_swap(w):
+    return w.transpose(-1, -2) if is_torch(w) else np.swapaxes(w, -1, -2)
+
+
 def apply_mobius(red, L: RedundancyLattice, rows: Sequence[int] | None = None):
     """``atoms = mobius @ red`` on the last axis (numpy or torch); sparse terms for n = 5."""
     if L.n <= 4:
@@ -194,8 +257,8 @@ def _core(p, n: int, node_idx=None, *, pointwise=False, parts=False):
 
     ps = ops.sum(p, -1)                                          # (..., S)
     pt = ops.sum(p, tuple(range(nb, nb + n)))                    # (..., T)
-    mt = _subset_marginals(p, n, nb, masks, ops).reshape(*batch, k, gs * n_t)
-    ms = _subset_marginals(ps, n, nb, masks, ops).reshape(*batch, k, gs)
+    mt = _marginals_flat(p, n, nb, masks, ops)                   # p(s_S, t), (..., k, G)
+    ms = _marginals_flat(ps, n, nb, masks, ops)                  # p(s_S),    (..., k, Gs)
     c = ops.const(coef, p)
     pf = p.reshape(*batch, 1, gs * n_t)
     psf = ps.reshape(*batch, 1, gs)
@@ -203,8 +266,8 @@ def _core(p, n: int, node_idx=None, *, pointwise=False, parts=False):
     us = ops.floor_value(c @ ms, psf)                            # P(𝔞_α)
     lt = ops.log2(ops.where(pf > 0, ut, 1.0))
     ls = ops.log2(ops.where(psf > 0, us, 1.0))
-    a = ops.sum(lt * pf, -1)                                     # Σ p(s,t) log2 P(t∩𝔞)
-    b = ops.sum(ls * psf, -1)                                    # Σ p(s) log2 P(𝔞)
+    a = _wsum(lt, pf)                                            # Σ p(s,t) log2 P(t∩𝔞)
+    b = _wsum(ls, psf)                                           # Σ p(s) log2 P(𝔞)
     logpt = ops.log2(ops.where(pt > 0, pt, 1.0))
     h_t = -ops.sum(pt * logpt, -1)                               # H(T)
     out: dict[str, Any] = {"red": a - b + h_t[..., None], "h_t": h_t}
