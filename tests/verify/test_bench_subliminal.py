@@ -64,12 +64,19 @@ def test_grid_rows_match_the_study_and_unit_costs_invert_the_model():
     rows = bench.grid_rows()
     assert sum(r["runs"] for r in rows) == 16260
     default = next(r for r in rows if r["sweep"].startswith("fig5"))
-    assert default["student"] == 1.0
+    assert (default["macs"], default["steps"], default["teachers"]) == (1.0, 1.0, 0)
+    fig4 = next(r for r in rows if r["sweep"] == "fig4 m x noise steps")
+    assert fig4["steps"] == pytest.approx(3493 / 20 / 60)  # the digest: noise steps sum to 3,493 per m
+    g = bench.grid_estimate(1.0, 0.0, 0.0)
+    assert g["seconds"] == pytest.approx(sum(r["teachers"] * r["teacher"] for r in rows))
     cost = lambda m: (100 + m) / 110  # noqa: E731
     t_t, t_s = 0.5, 0.02
-    own = {"teachers": 10, "m_list": [10] * 10, "seconds": 10 * t_t + 10 * t_s}
+    own = {"teachers": 10, "runs": 10, "m_list": [10] * 10, "seconds": 10 * t_t + 10 * t_s}
     cached = {"teachers": 2, "m_list": [3, 250] * 2, "seconds": 2 * t_t + 2 * (cost(3) + cost(250)) * t_s}
-    assert bench._unit_costs(own, cached, cost) == pytest.approx((t_t, t_s))
+    assert bench._unit_costs(own, cached, cost)[:3] == pytest.approx((t_t, t_s, 0.0))
+    own["engine_phase_seconds"] = {"teacher": 10 * t_t, "student": 8 * t_s, "eval": 2 * t_s}
+    *unit, how = bench._unit_costs(own, cached, cost)
+    assert unit == pytest.approx((t_t, 0.8 * t_s, 0.2 * t_s)) and how == "engine phase timers"
 
 
 def test_baseline_initialisation_matches_the_engine():

@@ -101,25 +101,33 @@ def _mode_summary(configs, seconds, records, n_teachers, groups) -> dict:
             "m_list": [c.m for c in configs]}
 
 
-def _unit_costs(own: dict, cached: dict, student_cost) -> tuple[float, float]:
-    """Seconds per teacher and per default-size student (batched), from the two engine modes.
+def _unit_costs(own: dict, cached: dict, student_cost) -> tuple[float, float, float, str]:
+    """Seconds per teacher, per default-size student training and per run's evaluation (batched).
 
-    own:    T_a = n_a t_T + sum_i c(m_i) t_S;   cached: T_b = s_b t_T + sum_j c(m_j) t_S,
-    where c(m) is a student's multiply-adds with aux width m relative to m = 10. Clamped to >= 0.
+    Preferred: the engine's own phase timers in the own-teacher mode (every run m = 10, no
+    padding): teacher / teachers, student / runs, eval / runs. Without them, solve the two modes'
+    end-to-end times (evaluation counted with the student), own: T_a = n_a t_T + sum_i c(m_i) t_S
+    and cached: T_b = n_b t_T + sum_j c(m_j) t_S, where c(m) is a student's multiply-adds with aux
+    width m relative to m = 10 (ill-conditioned when teachers are cheap; clamped to >= 0).
     """
+    ph = own.get("engine_phase_seconds")
+    if ph:
+        n = own["runs"]
+        return ph["teacher"] / own["teachers"], ph["student"] / n, ph["eval"] / n, "engine phase timers"
     n_a, n_b = own["teachers"], cached["teachers"]
     c_a = sum(student_cost(m) for m in own["m_list"])
     c_b = sum(student_cost(m) for m in cached["m_list"])
     det = n_a * c_b - n_b * c_a
+    how = "solved from the two modes' end-to-end times"
     if abs(det) < 1e-9 * n_a * c_b:
-        return own["seconds"] / n_a / 2, own["seconds"] / c_a / 2
+        return own["seconds"] / n_a / 2, own["seconds"] / c_a / 2, 0.0, how + " (degenerate: split evenly)"
     t_t = (own["seconds"] * c_b - cached["seconds"] * c_a) / det
     t_s = (n_a * cached["seconds"] - n_b * own["seconds"]) / det
     if t_t < 0:  # timing noise: attribute everything to the students
         t_t, t_s = 0.0, min(own["seconds"] / c_a, cached["seconds"] / c_b)
     elif t_s < 0:
         t_t, t_s = min(own["seconds"] / n_a, cached["seconds"] / n_b), 0.0
-    return t_t, t_s
+    return t_t, t_s, 0.0, how
 
 
 # ----------------------------------------------------------------------------- grid estimate
@@ -136,66 +144,58 @@ def _steps_grid(k_max: int, k_min: int = 0) -> list[int]:
 def grid_rows() -> list[dict]:
     """The study grid (reference scripts, 20 seeds; digest section 1.11) as cost rows.
 
-    Each row: runs, distinct teachers, and the mean cost of one teacher and of one student
-    relative to the default 784-256-256 (K=10, m=10, 60k images, 5x60 noise steps of 1000)
-    teacher and student, scaled by multiply-adds per sample, data size and step count.
+    Each row: runs, distinct teachers, the mean cost of one teacher (multiply-adds per sample x
+    training-set size) and of one student (``macs``: multiply-adds per sample; ``steps``: noise
+    steps), each relative to the default 784-256-256 (K=10, m=10, 60k images, 5x60 noise steps
+    of 1000) teacher and student.
     """
     base = _mlp_macs(784, (256, 256), 20)
-    rel = lambda macs: macs / base  # noqa: E731
+    rel = lambda hidden, heads: _mlp_macs(784, hidden, heads) / base  # noqa: E731
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
     seeds = 20
     d1 = [8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 2896, 4096]
     d6 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448,
           2048, 2896, 4096, 5793, 8192, 11585]
-    s20 = _steps_grid(20)
-    s26 = _steps_grid(26, 1)
-    m26 = _steps_grid(26, 1)
-    cnn = 28 * 28 * 32 * 9 + 14 * 14 * 128 * 32 * 9 + 1152 * 256 + 256 * 20
+    s20, s26 = _steps_grid(20), _steps_grid(26, 1)  # Figure 4's noise-step (and m) grids
+    cnn = (28 * 28 * 32 * 9 + 14 * 14 * 128 * 32 * 9 + 1152 * 256 + 256 * 20) / base
+    hh = (256, 256)
     emnist_k = range(2, 48)
+    # sweep, runs, teachers, teacher cost, student macs, student steps
     rows = [
-        {"sweep": "fig2 init conditions x m", "runs": 6 * 6 * seeds, "teachers": 0,
-         "student": sum(rel(_mlp_macs(784, (256, 256), 10 + m)) for m in M_VALUES) / 6},
-        {"sweep": "fig3 EMNIST classes K=2..47", "runs": 46 * seeds, "teachers": 46 * seeds,
-         "teacher": sum(2400 * k / 60000 * rel(_mlp_macs(784, (256, 256), k + 50)) for k in emnist_k) / 46,
-         "student": sum(rel(_mlp_macs(784, (256, 256), k + 50)) for k in emnist_k) / 46},
-        {"sweep": "fig3 student width D1", "runs": 2 * len(d1) * seeds, "teachers": 0,
-         "student": sum(rel(_mlp_macs(784, (d, 256), 10 + m)) for d in d1 for m in (10, 50)) / (2 * len(d1))},
-        {"sweep": "fig3 student -1/+1 layer", "runs": 4 * seeds, "teachers": seeds, "teacher": 1.0,
-         "student": sum(rel(_mlp_macs(784, h, 10 + m)) for h in ((256,), (256, 256, 256)) for m in (10, 50)) / 4},
-        {"sweep": "fig3 MLP teacher -> CNN student", "runs": 2 * seeds, "teachers": seeds,
-         "teacher": rel(_mlp_macs(784, (256, 256, 256), 20)), "student": rel(cnn)},
-        {"sweep": "fig4 m x noise steps", "runs": 20 * 20 * seeds, "teachers": 0,
-         "student": sum(s / 60 for s in s20) / 20 * sum(rel(_mlp_macs(784, (256, 256), 10 + m)) for m in s20) / 20},
-        {"sweep": "fig4 m=1 x noise steps", "runs": 26 * seeds, "teachers": 0,
-         "student": sum(s / 60 for s in s26) / 26 * rel(_mlp_macs(784, (256, 256), 11))},
-        {"sweep": "fig4 noise steps=1 x m", "runs": 26 * seeds, "teachers": 0,
-         "student": sum(rel(_mlp_macs(784, (256, 256), 10 + m)) / 60 for m in m26) / 26},
-        {"sweep": "fig5 head perturbation sigma", "runs": 2 * 40 * seeds, "teachers": 0, "student": 1.0},
-        {"sweep": "fig6 width D (4 MNIST + 1 EMNIST)", "runs": 5 * len(d6) * seeds, "teachers": 3 * len(d6) * seeds,
-         "teacher": sum(2 * rel(_mlp_macs(784, (256, d), 20)) + 1.88 * rel(_mlp_macs(784, (256, d), 97))
-                        for d in d6) / (3 * len(d6)),
-         "student": sum(4 * rel(_mlp_macs(784, (256, d), 20)) + rel(_mlp_macs(784, (256, d), 97))
-                        for d in d6) / (5 * len(d6))},
-        {"sweep": "default MNIST teachers (shared by fig2/3/4/5)", "runs": 0, "teachers": seeds, "teacher": 1.0},
+        ("fig2 init conditions x m", 6 * 6 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in M_VALUES]), 1.0),
+        ("fig3 EMNIST classes K=2..47", 46 * seeds, 46 * seeds,
+         mean([2400 * k / 60000 * rel(hh, k + 50) for k in emnist_k]), mean([rel(hh, k + 50) for k in emnist_k]), 1.0),
+        ("fig3 student width D1", 2 * len(d1) * seeds, 0, 0.0,
+         mean([rel((d, 256), 10 + m) for d in d1 for m in (10, 50)]), 1.0),
+        ("fig3 student -1/+1 layer", 4 * seeds, seeds, 1.0,
+         mean([rel(h, 10 + m) for h in ((256,), (256, 256, 256)) for m in (10, 50)]), 1.0),
+        ("fig3 MLP teacher -> CNN student", 2 * seeds, seeds, rel((256, 256, 256), 20), cnn, 1.0),
+        ("fig4 m x noise steps", 20 * 20 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s20]),
+         mean([s / 60 for s in s20])),
+        ("fig4 m=1 x noise steps", 26 * seeds, 0, 0.0, rel(hh, 11), mean([s / 60 for s in s26])),
+        ("fig4 noise steps=1 x m", 26 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s26]), 1 / 60),
+        ("fig5 head perturbation sigma", 2 * 40 * seeds, 0, 0.0, 1.0, 1.0),
+        ("fig6 width D (4 MNIST + 1 EMNIST)", 5 * len(d6) * seeds, 3 * len(d6) * seeds,
+         mean([2 * rel((256, d), 20) + 1.88 * rel((256, d), 97) for d in d6]) / 3,
+         mean([4 * rel((256, d), 20) + rel((256, d), 97) for d in d6]) / 5, 1.0),
+        ("default MNIST teachers (shared by fig2/3/4/5)", 0, seeds, 1.0, 0.0, 0.0),
     ]
-    for r in rows:
-        r.setdefault("teacher", 0.0)
-        r.setdefault("student", 0.0)
-    return rows
+    keys = ("sweep", "runs", "teachers", "teacher", "macs", "steps")
+    return [dict(zip(keys, r)) for r in rows]
 
 
-def grid_estimate(t_teacher: float, t_student: float) -> dict:
-    """Seconds for the study grid: sum over sweeps of teachers x cost x t_T + runs x cost x t_S."""
-    rows = []
-    for r in grid_rows():
-        sec = r["teachers"] * r["teacher"] * t_teacher + r["runs"] * r["student"] * t_student
-        rows.append({**r, "seconds": sec})
-    total = sum(r["seconds"] for r in rows)
-    return {"seconds": total, "runs": sum(r["runs"] for r in rows), "teachers": sum(r["teachers"] for r in rows),
-            "seconds_per_teacher": t_teacher, "seconds_per_student": t_student, "rows": rows,
-            "method": ("extrapolation, not a measurement: per-teacher and per-student seconds solved from the two "
-                       "engine modes, scaled per sweep by multiply-adds per sample, data size and noise steps "
-                       "relative to the default protocol; assumes the measured batched efficiency carries over "
-                       "to every sweep (wide, CNN and EMNIST groups may batch less well)")}
+def grid_estimate(t_teacher: float, t_student: float, t_eval: float = 0.0) -> dict:
+    """Seconds for the study grid: per sweep, teachers x teacher x t_T + runs x macs x (steps x t_S + t_E)."""
+    rows = [{**r, "seconds": r["teachers"] * r["teacher"] * t_teacher
+             + r["runs"] * r["macs"] * (r["steps"] * t_student + t_eval)} for r in grid_rows()]
+    return {"seconds": sum(r["seconds"] for r in rows), "runs": sum(r["runs"] for r in rows),
+            "teachers": sum(r["teachers"] for r in rows), "seconds_per_teacher": t_teacher,
+            "seconds_per_student": t_student, "seconds_per_evaluation": t_eval, "rows": rows,
+            "method": ("extrapolation, not a measurement: per-teacher, per-student-training and per-run evaluation "
+                       "seconds measured on the default protocol (see unit_costs_from), scaled per sweep by "
+                       "multiply-adds per sample, training-set size and noise steps relative to the default "
+                       "protocol; assumes the measured batched efficiency carries over to every sweep (wide, CNN "
+                       "and EMNIST groups may batch less well)")}
 
 
 # ----------------------------------------------------------------------------- targets
@@ -302,9 +302,9 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
     speedup = {"own_teachers": own["runs_per_s"] / baseline["runs_per_s"],
                "cached_teachers": cached["runs_per_s"] / baseline["runs_per_s"]}
     n_in, k, hidden = ds.input_dim, ds.n_classes, own_cfgs[0].hidden
-    t_teacher, t_student = _unit_costs(own, cached, lambda m: _mlp_macs(n_in, hidden, k + m)
-                                       / _mlp_macs(n_in, hidden, k + m0))
-    grid = grid_estimate(t_teacher, t_student)
+    *unit, how = _unit_costs(own, cached, lambda m: _mlp_macs(n_in, hidden, k + m) / _mlp_macs(n_in, hidden, k + m0))
+    grid = grid_estimate(*unit)
+    grid["unit_costs_from"] = how
     grid["applies"] = not quick
     tg = targets(dev.type, quick, own, cached, speedup["own_teachers"], grid["seconds"])
     verdicts = [t["verdict"] for t in tg if t["verdict"] != "n/a"]
@@ -362,8 +362,9 @@ def print_report(report: dict, console=None) -> None:
     g = report["grid_estimate"]
     console.print(f"Grid estimate (extrapolated, not measured): the ~{g['runs']:,}-run study grid "
                   f"({g['teachers']:,} teachers) in about {g['seconds']:,.0f} s = {g['seconds'] / 60:,.1f} min "
-                  f"({g['seconds_per_teacher']:.4f} s per teacher, {g['seconds_per_student']:.4f} s per student, "
-                  f"default size, batched).")
+                  f"(per default-size run, batched: teacher {g['seconds_per_teacher']:.4f} s, student training "
+                  f"{g['seconds_per_student']:.4f} s, evaluation {g['seconds_per_evaluation']:.4f} s; "
+                  f"from {g['unit_costs_from']}).")
     tt = Table(title="targets (issue 4)")
     for col in ("target", "bound", "measured", "verdict", "note"):
         tt.add_column(col)
