@@ -36,8 +36,15 @@ class LocalExecutor:
             on_done(group, fn(group))
 
 
-def get_executor(name: str = "local", **options) -> Executor:
-    """Executor by name: ``local`` or ``ray`` (``address=...``, needs ``pip install limen[ray]``)."""
+def get_executor(name: "str | Executor" = "local", **options) -> Executor:
+    """Executor by name: ``local`` or ``ray`` (``address=...``, needs ``pip install limen[ray]``).
+
+    An executor object (e.g. a configured ``RayExecutor``) is returned as it is.
+    """
+    if not isinstance(name, str):
+        if options:
+            raise ValueError("options go to the executor's constructor, not with an executor object")
+        return name
     if name == "local":
         if options:
             raise ValueError(f"the local executor takes no options, got {sorted(options)}")

@@ -1,10 +1,11 @@
-"""The Ray executor on a local 2-CPU Ray cluster: same records as the local executor,
-exactly-once records when a worker dies mid-sweep or the driver is killed.
+"""The Ray executor on a local Ray cluster with 2 CPU workers: same records as the local
+executor, exactly-once records when a worker dies mid-sweep or the driver is interrupted
+or killed.
 
-The group function here is a stand-in for the engine's ``train_group``: it trains a
-tiny torch model per config, deterministically from the config's seed, and keeps a
-per-process teacher cache like the engine. Tests with the real engine are in
-``test_executor_ray_subliminal.py``.
+Most tests use a stand-in group function (a tiny torch model per config, deterministic
+from its seed, with a per-process teacher cache like the engine's) because it is quick
+and can crash on cue; the last ones run the real subliminal engine on digits, through
+``run_sweep`` and through ``limen run subliminal --executor ray --address ...``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -74,8 +78,9 @@ def metrics_by_key(records):
 @pytest.fixture(scope="module")
 def cluster():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
+    # 4 logical CPUs: the kept 2-worker executor below and a second 2-worker sweep fit side by side
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING")
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 
@@ -144,3 +149,72 @@ def test_error_in_the_group_function_is_raised_in_the_driver(executor):
 
     with pytest.raises(ValueError, match="width must be positive"):
         executor.map_groups(plan(), bad, lambda g, r: None)
+
+
+# ----------------------------------------------------------------------------- the real engine
+
+SMALL = dict(data="digits", hidden=(32, 32), teacher_epochs=1, student_epochs=1, noise_steps=5, noise_batch=100,
+             eval_noise_batches=2, eval_noise_batch=100)
+
+
+def _local_sweep(configs, out, **kw):
+    from limen.verify.subliminal import run_sweep
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_sweep(configs, out=out, device="cpu", progress=False, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_digits_sweep_on_ray_equals_the_local_sweep(cluster, tmp_path):
+    from limen.verify.subliminal import RunConfig, run_sweep
+
+    configs = [RunConfig(seed=s, m=m, **SMALL) for s in range(2) for m in (5, 10)]  # 2 teachers, each 2 runs
+    local = _local_sweep(configs, tmp_path / "local", max_group=1)
+    remote = run_sweep(configs, out=tmp_path / "ray", device="auto", progress=False, max_group=1,
+                       executor="ray", executor_options={"num_workers": 2})
+    assert [r["key"] for r in remote] == [r["key"] for r in local]
+    assert [r["metrics"] for r in remote] == [r["metrics"] for r in local]  # bit-identical on CPU
+    assert len({r["run_info"]["pid"] for r in remote}) == 2
+    assert {r["run_info"]["cpu_threads"] for r in remote} == {1}
+    assert sum(r["timings"]["teacher_cached"] for r in remote) >= 1  # an m-sweep group found its teacher
+    again = run_sweep(configs, out=tmp_path / "ray", progress=False, executor="ray")  # resume: nothing to train
+    assert again == remote
+
+
+CLI_ARGS = ["run", "subliminal", "--seeds", "8", "--m", "6", "--hidden", "32,32", "--teacher-epochs", "1",
+            "--student-epochs", "1", "--noise-steps", "5", "--noise-batch", "100", "--set", "eval_noise_batches=2",
+            "--set", "eval_noise_batch=100", "--max-group", "1", "--no-progress", "--executor", "ray"]
+
+
+@pytest.mark.slow
+def test_killed_cli_driver_loses_nothing_and_rerun_completes(cluster, tmp_path):
+    """SIGKILL the driver of ``limen run subliminal --executor ray`` mid-sweep, rerun it, compare with local."""
+    from limen.verify.subliminal import RunConfig
+
+    out = tmp_path / "ray"
+    store = ResultStore(out / "records.jsonl")
+    cmd = [sys.executable, "-m", "limen.verify", *CLI_ARGS, "--address", cluster, "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(store.records()) < 2:
+            assert proc.poll() is None, "the driver ended before it could be killed"
+            assert time.monotonic() < deadline, "no records within 120 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    first = store.records()
+    assert 2 <= len(first) < 8
+    subprocess.run(cmd, check=True, timeout=300, stdout=subprocess.DEVNULL)
+    records = store.records()
+    assert records[:len(first)] == first
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) == 8
+    local = _local_sweep([RunConfig(seed=s, m=6, **SMALL) for s in range(8)], tmp_path / "local", max_group=1)
+    assert metrics_by_key(records) == metrics_by_key(local)

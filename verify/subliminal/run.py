@@ -60,9 +60,16 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
                 def on_failure(group, exc):  # executors with workers (ray): a worker died, its group is retried
                     note[0] = f"{description} ({ex.failures} worker failure(s), retried)"
                     bar.advance(0, note[0])
+                    if user_on_failure is not None:
+                        user_on_failure(group, exc)
+                user_on_failure = getattr(ex, "on_failure", None)
                 if hasattr(ex, "on_failure"):
                     ex.on_failure = on_failure
-                ex.map_groups(groups, fn=fn, on_done=on_done)
+                try:
+                    ex.map_groups(groups, fn=fn, on_done=on_done)
+                finally:
+                    if hasattr(ex, "on_failure"):
+                        ex.on_failure = user_on_failure
     by_key = {r["key"]: r for r in store.records()}
     return [by_key[config_key(c)] for c in configs if config_key(c) in by_key]
 
