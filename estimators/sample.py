@@ -178,12 +178,13 @@ def _group_index(bins: torch.Tensor, n_bins: int, mask: int) -> tuple[torch.Tens
 
 
 def _marginal_stats(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, masks: Sequence[int]):
-    """Joint target masses ``q[b, t, S] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
+    """Joint target masses ``q[S, (b, t)] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
 
-    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(K·B·T, m)``
-    for the ``m`` subsets (row ``b·T + t``), in units of samples (divide by B for
-    probabilities); differentiable in ``p_target``. One scatter (``index_add``) over all
-    subsets accumulates the group sums, one gather (``index_select``) reads them back.
+    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(m, K·B·T)``
+    (columns in ``(neuron, sample, t)`` order) for the ``m`` subsets, in units of samples
+    (divide by B for probabilities); differentiable in ``p_target``. One flat scatter
+    (``index_add``) over all subsets accumulates the group sums and one flat gather
+    (``index_select``) reads them back at every sample.
     """
     K, B, T = p_target.shape
     m = len(masks)
@@ -193,39 +194,90 @@ def _marginal_stats(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, mas
             idx, g = _group_index(bins, n_bins, mask)
             idxs.append(idx + offset)
             offset += g
-        idx = torch.cat(idxs)  # (m·K·B,)
-    rows = p_target.reshape(1, K * B, T).expand(m, -1, -1).reshape(m * K * B, T)
-    groups = p_target.new_zeros(offset, T).index_add(0, idx, rows)
-    return groups.index_select(0, idx).reshape(m, K * B * T).T
+        t = torch.arange(T, device=bins.device)
+        flat = (torch.cat(idxs).unsqueeze(1) * T + t).reshape(-1)  # (m·K·B·T,) group·T + t
+    vals = p_target.reshape(1, K * B * T).expand(m, -1).reshape(-1)
+    groups = p_target.new_zeros(offset * T).index_add(0, flat, vals)
+    return groups.index_select(0, flat).reshape(m, K * B * T)
 
 
-class _WLog2Sum(torch.autograd.Function):
-    """``Σ_x w[r,x] · log2(max(v[r,x,α], f[r,x]) / B)``, terms with ``f[r,x] = 0`` masked.
+class _LogUnion(torch.autograd.Function):
+    """``log2(max(coefᵀ @ stats, f) / B)`` with rows ``f = 0`` masked to 0: shape ``(nodes, R)``.
 
-    ``v`` and ``f`` are masses in units of samples (``/B`` makes them probabilities). ``f`` is
-    the mass of the sample's own cell, a lower bound of every union containing it (a guard
-    against round-off, applied to the value only); ``f = 0`` means an empty cell, whose
-    term is the constant 0, as in the dense estimator. Backward differentiates
-    ``w · log2(v/B)``: ``∂/∂v = w / (v ln 2)``, ``∂/∂w = log2(v/B)``, zero on masked terms.
-    Fusing forward and backward saves several passes over the ``(R, X, nodes)`` tensors.
+    ``coefᵀ @ stats`` are the union masses (in samples) of every node at every row;
+    ``f`` (detached) is the mass of the row's own cell, an exact lower bound of every
+    union containing it (applied to the value only: the backward pass differentiates
+    ``log2(v/B)``, i.e. ``1 / (v ln 2)``); ``f = 0`` marks an empty cell, whose terms are
+    the constant 0 (the caller multiplies them by a weight that is 0 there).
     """
 
     @staticmethod
-    def forward(ctx, w, v, f, batch):  # w (R, X, 1), v (R, X, nodes), f (R, X, 1) detached
-        logv = torch.maximum(v, f).log2_().sub_(math.log2(batch)).masked_fill_(f <= 0, 0.0)
-        ctx.save_for_backward(w, logv)
+    def forward(ctx, stats, f, coef, batch):  # stats (m, R), f (R,), coef (m, n)
+        logv = coef.T @ stats
+        torch.maximum(logv, f, out=logv)
+        logv.log2_().sub_(math.log2(batch)).masked_fill_(f <= 0, 0.0)
+        ctx.save_for_backward(logv, coef)
         ctx.batch = batch
-        return (w * logv).sum(1)
+        return logv
 
     @staticmethod
-    def backward(ctx, g):  # g (R, nodes)
-        w, logv = ctx.saved_tensors
-        g3 = g.unsqueeze(1)
-        grad_w = (g3 * logv).sum(-1, keepdim=True) if ctx.needs_input_grad[0] else None
-        grad_v = None
-        if ctx.needs_input_grad[1]:  # w / (v ln 2) with v = B · 2**logv; 0 where w = 0 (masked terms)
-            grad_v = g3 * (w * (1.0 / (ctx.batch * math.log(2.0)))) * torch.exp2(-logv)
-        return grad_w, grad_v, None, None
+    def backward(ctx, g):
+        logv, coef = ctx.saved_tensors
+        gv = torch.exp2(-logv).mul_(g).mul_(1.0 / (ctx.batch * math.log(2.0)))
+        return coef @ gv, None, None, None
+
+
+class _WeightedLogTerm(torch.autograd.Function):
+    """``x[r] · Σ_α w_α · log2(max(v[α, r], f[r]) / B)`` with ``v = coefᵀ @ stats``: shape ``(R,)``.
+
+    The goal's fast path, fused: the union masses are formed, logged (as in
+    :class:`_LogUnion`) and contracted with the goal weights ``w`` in place; only
+    ``log2 v`` and the per-row sum are kept. Backward: ``∂/∂x = Σ_α w_α log2(v_α/B)``,
+    ``∂/∂stats = coef @ (g·x·w_α / (v_α B ln 2))`` (zero on masked rows, where ``x = 0``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, stats, f, coef, w, batch):  # x (R,), stats (m, R), f (R,), coef (m, n), w (n,)
+        logv = coef.T @ stats
+        torch.maximum(logv, f, out=logv)
+        logv.log2_().sub_(math.log2(batch)).masked_fill_(f <= 0, 0.0)
+        lw = w @ logv
+        ctx.save_for_backward(x, logv, lw, coef, w)
+        ctx.batch = batch
+        return x * lw
+
+    @staticmethod
+    def backward(ctx, g):
+        x, logv, lw, coef, w = ctx.saved_tensors
+        grad_x = g * lw if ctx.needs_input_grad[0] else None
+        grad_stats = None
+        if ctx.needs_input_grad[1]:
+            gx = g * x * (1.0 / (ctx.batch * math.log(2.0)))
+            gv = torch.exp2(-logv).mul_(w.unsqueeze(1)).mul_(gx)
+            grad_stats = coef @ gv
+        return grad_x, grad_stats, None, None, None, None
+
+
+def _prepare(bins, p_target, n_bins, nodes):
+    """Subset masses with and without the target, and the own-cell masses, for ``nodes``.
+
+    Returns ``(coef (m, n), stats (m, K·B·T), cell (K·B·T,), stats_s (m, K·B), cell_s (K·B,))``.
+    """
+    K, B, T = p_target.shape
+    masks, coef = _device_consts(bins.shape[2], nodes, str(p_target.device), p_target.dtype)
+    stats = _marginal_stats(bins, p_target, n_bins, masks)
+    cell = stats[-1].detach()
+    stats_s = stats.reshape(-1, K * B, T).sum(-1)  # P(s_S) = Σ_t P(s_S, t)
+    return coef, stats, cell, stats_s, cell.reshape(K * B, T).sum(-1)
+
+
+def _goal_terms(bins, p_target, n_bins, nodes: tuple[int, ...], wt: torch.Tensor) -> torch.Tensor:
+    """``Σ_α w_α (A_α − C_α)`` per neuron, ``(K,)`` (see :func:`_node_terms`), fused with the weights."""
+    K, B, T = p_target.shape
+    coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
+    a = _WeightedLogTerm.apply(p_target.reshape(-1), stats, cell, coef, wt, B)
+    c = _WeightedLogTerm.apply(p_target.sum(-1).reshape(-1), stats_s, cell_s, coef, wt, B)
+    return (a.reshape(K, B * T).sum(1) - c.reshape(K, B).sum(1)) / B
 
 
 def _node_terms(bins, p_target, n_bins, nodes: tuple[int, ...]):
@@ -237,15 +289,10 @@ def _node_terms(bins, p_target, n_bins, nodes: tuple[int, ...]):
     terms of empty cells masked.
     """
     K, B, T = p_target.shape
-    n = bins.shape[2]
-    masks, coef = _device_consts(n, nodes, str(p_target.device), p_target.dtype)
-    stats = _marginal_stats(bins, p_target, n_bins, masks)  # (K·B·T, m)
-    ut = (stats @ coef).reshape(K * B, T, -1)  # target-joint union masses
-    cell_t = stats[:, -1].detach().reshape(K * B, T, 1)  # mass of the own cell, per t
-    a = _WLog2Sum.apply(p_target.reshape(K * B, T, 1), ut, cell_t, B)
-    c = _WLog2Sum.apply(p_target.sum(-1).reshape(K * B, 1, 1), ut.sum(1, keepdim=True),
-                        cell_t.sum(1, keepdim=True), B)
-    return (a - c).reshape(K, B, -1).sum(1) / B
+    coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
+    a = (_LogUnion.apply(stats, cell, coef, B) * p_target.reshape(-1)).reshape(-1, K, B * T).sum(-1)
+    c = (_LogUnion.apply(stats_s, cell_s, coef, B) * p_target.sum(-1).reshape(-1)).reshape(-1, K, B).sum(-1)
+    return ((a - c) / B).T
 
 
 def sx_sample_redundancies(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, *,
@@ -292,20 +339,28 @@ def sx_sample_goal(bins: torch.Tensor, p_target: torch.Tensor, gamma, n_bins: in
 
     Uses ``γ·atoms = (Mᵀγ)·I`` and computes only the redundancies with nonzero weight,
     and only the source subsets those need. ``gamma`` has ``n_atoms + 1`` entries
-    (numpy, list or tensor; read on the host once per call, so keep it on the CPU).
+    (numpy, list or tensor; read on the host, so keep it on the CPU: the weights derived
+    from it are cached per device, so repeated calls make no host-device transfer).
     """
     if validate:
         _validate(bins, p_target, n_bins)
     n = bins.shape[2]
-    w, g_res = _goal_weights(gamma, n)
-    nodes = tuple(int(i) for i in np.flatnonzero(w != 0))
+    g = gamma.detach().cpu() if isinstance(gamma, torch.Tensor) else gamma
+    nodes, wt, h_weight = _goal_consts(n, tuple(float(v) for v in np.asarray(g, dtype=np.float64).ravel()),
+                                       str(p_target.device), p_target.dtype)
     h = _entropy(p_target)
-    h_weight = float(w.sum()) + g_res
     if not nodes:
         return h * h_weight
-    diff = _node_terms(bins, p_target, n_bins, nodes)
-    wt = torch.as_tensor(w[list(nodes)], dtype=p_target.dtype, device=p_target.device)
-    return diff @ wt + h_weight * h
+    return _goal_terms(bins, p_target, n_bins, nodes, wt) + h_weight * h
+
+
+@lru_cache(maxsize=64)
+def _goal_consts(n: int, gamma: tuple[float, ...], device: str, dtype: torch.dtype):
+    """(nodes with nonzero weight, their weights on ``device``, weight of H(T)) for a goal."""
+    w, g_res = _goal_weights(np.asarray(gamma), n)
+    nodes = tuple(int(i) for i in np.flatnonzero(w != 0))
+    wt = torch.tensor(w[list(nodes)], dtype=dtype, device=device)
+    return nodes, wt, float(w.sum()) + g_res
 
 
 # --------------------------------------------------------------------------- dense baseline
