@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from .lattice import lattice
-from .sx import (_chunked, _ops, _order_out, _subset_marginals, apply_mobius, goal_weights, prepare_pmf,
-                 sx_redundancies)
+from .sx import (_chunked, _marginals_flat, _ops, _order_out, apply_mobius, goal_weights, prepare_pmf,
+                 sx_redundancies, target_entropy)
 
 __all__ = ["MEASURES", "canonical_measure", "wb_pid", "mmi_pid", "wb_redundancies", "mmi_redundancies",
            "specific_information", "redundancies", "atoms", "goal"]
@@ -55,19 +55,18 @@ def _specific(p, n, masks):
     gs = int(np.prod(p.shape[nb:nb + n]))
     n_t = p.shape[-1]
     k = len(masks)
-    ps = ops.sum(p, -1, keepdims=True)
-    pt = ops.sum(p, tuple(range(nb, nb + n)), keepdims=True)
-    mt = _subset_marginals(p, n, nb, masks, ops)                       # p(s_a, t)
-    ms = ops.broadcast_to(_subset_marginals(ps, n, nb, masks, ops), tuple(mt.shape))   # p(s_a)
-    mask = p > 0
-    m = mask.reshape(*batch, 1, *p.shape[nb:])
-    ptb = pt.reshape(*batch, 1, *pt.shape[nb:])
+    ps = ops.sum(p, -1)
+    pt = ops.sum(p, tuple(range(nb, nb + n)))
+    pf = p.reshape(*batch, 1, gs, n_t)
+    mt = _marginals_flat(p, n, nb, masks, ops).reshape(*batch, k, gs, n_t)    # p(s_a, t)
+    ms = _marginals_flat(ps, n, nb, masks, ops).reshape(*batch, k, gs, 1)     # p(s_a)
     # value floor as in sx: the marginal event contains the cell (guards round-off only)
-    mt = ops.floor_value(mt, p.reshape(*batch, 1, *p.shape[nb:]))
-    ms = ops.floor_value(ms, ps.reshape(*batch, 1, *ps.shape[nb:]))
+    mt = ops.floor_value(mt, pf)
+    ms = ops.floor_value(ms, ps.reshape(*batch, 1, gs, 1))
+    m = pf > 0
+    ptb = pt.reshape(*batch, 1, 1, n_t)
     local = ops.log2(ops.where(m, mt, 1.0)) - ops.log2(ops.where(m, ms, 1.0)) - ops.log2(ops.where(m, ptb, 1.0))
-    w = (local * p.reshape(*batch, 1, *p.shape[nb:])).reshape(*batch, k, gs, n_t)
-    return ops.sum(w, -2)
+    return ops.sum(local * pf, -2)                                          # (..., k, T)
 
 
 def _elements(L, idx):
@@ -93,7 +92,7 @@ def _min_red(p, n, idx, kind):
     if kind == "mmi":
         mi = w.sum(-1)                                                # (..., k)
         g = mi[..., ee.reshape(-1)].reshape(*mi.shape[:-1], *ee.shape)
-        return g.min(-1) if _ops(p).torch else g.min(axis=-1)
+        return g.min(dim=-1).values if _ops(p).torch else g.min(axis=-1)
     g = w[..., ee.reshape(-1), :].reshape(*w.shape[:-2], *ee.shape, w.shape[-1])   # (..., nodes, width, T)
     if _ops(p).torch:
         return g.min(dim=-2).values.sum(-1)
@@ -155,8 +154,7 @@ def goal(pmf, gamma, measure="sx", n_sources=None, *, order="default", validate=
     w, w_h = goal_weights(gamma, n, order=order)
     idx = np.flatnonzero(w != 0)
     ops = _ops(p)
-    pt = ops.sum(p, tuple(range(p.ndim - n - 1, p.ndim - 1)))
-    h_t = -ops.sum(pt * ops.log2(ops.where(pt > 0, pt, 1.0)), -1)
+    h_t = target_entropy(p, n)
     if len(idx) == 0:
         return w_h * h_t
     red = _RED[kind](p, n, nodes=[L.nodes[i] for i in idx], validate=False)

@@ -43,7 +43,7 @@ from ._arrays import as_float_array, check_pmf, is_symbolic, is_torch, resolve_n
 from .lattice import RedundancyLattice, lattice
 
 __all__ = ["sx_pid", "sx_redundancies", "sx_decomposition", "sx_goal", "goal_weights", "SxDecomposition",
-           "apply_mobius", "prepare_pmf"]
+           "apply_mobius", "prepare_pmf", "target_entropy"]
 
 # numpy work is chunked over the batch so the (batch, nodes, cells) intermediates stay below ~64 MB
 _NUMPY_CHUNK_ELEMS = 1 << 23
@@ -200,11 +200,15 @@ def _marginals_flat(x, n, nb, masks, ops):
 
 def _wsum(v, w):
     """``(v * w).sum(-1)`` for v (..., u, G) and w (..., 1, G), as a batched matmul."""
-    return (v @ ops_swap(w))[..., 0]
+    wt = w.transpose(-1, -2) if is_torch(w) else np.swapaxes(w, -1, -2)
+    return (v @ wt)[..., 0]
 
 
-def ops_swap(w):
-    return w.transpose(-1, -2) if is_torch(w) else np.swapaxes(w, -1, -2)
+def target_entropy(p, n: int):
+    """H(T) in bits of a (batch of) pmf(s) ``(..., S1..Sn, T)``, zero cells masked: shape ``(...)``."""
+    ops = _ops(p)
+    pt = ops.sum(p, tuple(range(p.ndim - n - 1, p.ndim - 1)))
+    return -ops.sum(pt * ops.log2(ops.where(pt > 0, pt, 1.0)), -1)
 
 
 def apply_mobius(red, L: RedundancyLattice, rows: Sequence[int] | None = None):
@@ -269,7 +273,7 @@ def _core(p, n: int, node_idx=None, *, pointwise=False, parts=False):
     a = _wsum(lt, pf)                                            # Σ p(s,t) log2 P(t∩𝔞)
     b = _wsum(ls, psf)                                           # Σ p(s) log2 P(𝔞)
     logpt = ops.log2(ops.where(pt > 0, pt, 1.0))
-    h_t = -ops.sum(pt * logpt, -1)                               # H(T)
+    h_t = -ops.sum(pt * logpt, -1)                               # H(T), as target_entropy
     out: dict[str, Any] = {"red": a - b + h_t[..., None], "h_t": h_t}
     if parts:
         out["red_plus"] = -b
@@ -446,10 +450,7 @@ def sx_goal(pmf, gamma, n_sources=None, *, order="default", validate=True, norma
     w, w_h = goal_weights(gamma, n, order=order)
     idx = np.flatnonzero(w != 0)
     if len(idx) == 0:
-        ops = _ops(p)
-        pt = ops.sum(p, tuple(range(p.ndim - n - 1, p.ndim - 1)))
-        h_t = -ops.sum(pt * ops.log2(ops.where(pt > 0, pt, 1.0)), -1)
-        return w_h * h_t
+        return w_h * target_entropy(p, n)
     o = _chunked(p, n, lambda q: _core(q, n, idx))
     ops = _ops(p)
     return o["red"] @ ops.const(w[idx], o["red"]) + w_h * o["h_t"]

@@ -227,8 +227,8 @@ def test_goal_fast_path(seed, n):
     dec = sx_decomposition(p, n_sources=n)
     want = dec.atoms @ gamma[:-1] + gamma[-1] * dec.h_res
     np.testing.assert_allclose(sx_goal(p, gamma, n_sources=n), want, atol=1e-12)
-    w, _ = goal_weights(gamma, n)
-    np.testing.assert_allclose(w[:-1] if False else w @ np.eye(L.n_nodes), w)  # shape sanity
+    w, w_h = goal_weights(gamma, n)
+    np.testing.assert_allclose((dec.redundancies @ w + w_h * dec.h_target), want, atol=1e-12)
     # heuristic goal (gamma = 1 on {F}{C}) needs 2 redundancies
     g = np.zeros(L.n_nodes + 1)
     g[L.index(((0,), (1,)))] = 1
@@ -313,3 +313,21 @@ def test_cuda_matches_cpu():
     p = rng.dirichlet(np.ones(128), size=64).reshape(64, 4, 4, 4, 2)
     a = sx_pid(torch.tensor(p, device="cuda"), n_sources=3)
     np.testing.assert_allclose(a.cpu().numpy(), sx_pid(p, n_sources=3), atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["wb", "mmi"])
+def test_goal_and_gradients_other_measures(measure):
+    torch = pytest.importorskip("torch")
+    from limen.estimators import atoms, goal, redundancies
+
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(16), size=3).reshape(3, 2, 2, 2, 2)
+    gamma = rng.normal(size=19)
+    a = atoms(p, measure, n_sources=3)
+    h_t = -(lambda q: (q * np.log2(q)).sum(-1))(p.sum(axis=(1, 2, 3)))
+    h_res = h_t - redundancies(p, measure, n_sources=3)[:, 17]
+    np.testing.assert_allclose(goal(p, gamma, measure, n_sources=3), a @ gamma[:18] + gamma[18] * h_res, atol=1e-12)
+    np.testing.assert_allclose(a.sum(-1), sx_decomposition(p, n_sources=3).mi, atol=1e-12)
+    base = torch.tensor(p[0], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda q: atoms(q, measure, validate=False), (base,))
+    np.testing.assert_allclose(atoms(torch.tensor(p), measure, n_sources=3).numpy(), a, atol=1e-12)
