@@ -90,7 +90,7 @@ def check_pmf(p, n: int, *, tol: float | None = None, normalize: bool = False):
         err = float(np.max(np.abs(total - 1)))
     if err > tol:
         raise ValueError(f"the pmf does not sum to 1 (largest deviation {err:.3g} > tolerance {tol:g}); "
-                         "pass normalize=True to rescale it")
+                         "pass normalize=True (limen pid: --normalize) to rescale it")
     return p
 
 

@@ -98,7 +98,7 @@ class Distribution:
                     raise ValueError("cannot normalize a pmf whose entries are all zero")
                 arr = arr / total
             elif total != 1:
-                raise ValueError(f"the exact pmf sums to {total}, not 1; pass normalize=True to rescale it")
+                raise ValueError(f"the exact pmf sums to {total}, not 1; pass normalize=True (limen pid: --normalize) to rescale it")
             self.pmf = arr
         else:
             try:
