@@ -134,7 +134,7 @@ class RayExecutor:
         self.keep_workers = bool(keep_workers)
         self.split = bool(split)
         self.failures = 0
-        self.worker_info: dict[int, dict] = {}  # worker id -> host, pid, device, threads
+        self.worker_info: dict[int, dict] = {}  # worker id -> host, pid, cuda, gpus, threads
         self._started_ray = False
         self._workers: dict[int, object] = {}   # worker id -> actor handle
         self._next_id = 0
@@ -183,7 +183,7 @@ class RayExecutor:
 
     def close(self) -> None:
         """Stop the workers; shut Ray down if this executor started it."""
-        self._kill_workers()
+        self.stop_workers()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
         self._started_ray = False
@@ -272,10 +272,10 @@ class RayExecutor:
                 dispatch(wid)
         except BaseException:
             if not self.keep_workers:  # kept workers finish their current group; its result is dropped
-                self._kill_workers()
+                self.stop_workers()
             raise
         if not self.keep_workers:
-            self._kill_workers()
+            self.stop_workers()
 
     def _wait_timeout(self, pending: dict, starting: dict[int, float]) -> float | None:
         """A deadline only while nothing but worker start-ups is pending."""
@@ -290,7 +290,8 @@ class RayExecutor:
         if self.on_failure is not None:
             self.on_failure(group, exc)
 
-    def _kill_workers(self) -> None:
+    def stop_workers(self) -> None:
+        """Stop this executor's workers (their caches go with them); Ray itself stays up."""
         for handle in self._workers.values():
             try:
                 ray.kill(handle)

@@ -151,6 +151,26 @@ def test_error_in_the_group_function_is_raised_in_the_driver(executor):
         executor.map_groups(plan(), bad, lambda g, r: None)
 
 
+def test_goal_search_trains_trials_in_parallel_on_the_workers(executor, tmp_path):
+    pytest.importorskip("optuna")
+    from limen.verify.infomorphic.search import goal_search
+    from limen.verify.infomorphic.train import InfomorphicConfig, train_run
+
+    res = goal_search(4, n_hidden=8, epochs=1, device="cpu", out=tmp_path, executor=executor)
+    recs = ResultStore(tmp_path / "search.jsonl").records()
+    assert sorted(r["trial"] for r in recs) == [0, 1, 2, 3] == sorted(t["trial"] for t in res["trials"])
+    assert len({r["run_info"]["pid"] for r in recs}) == 2  # each batch: one trial per worker
+    assert res["best_val_acc"] == max(t["val_acc"] for t in res["trials"])
+    best = next(r for r in recs if r["trial"] == res["best_trial"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # the same trial trained here gives the same numbers
+        again = train_run(InfomorphicConfig(**best["config"]), device="cpu", keep_atom_history=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert again["metrics"]["val_acc"] == best["metrics"]["val_acc"]
+
+
 # ----------------------------------------------------------------------------- the real engine
 
 SMALL = dict(data="digits", hidden=(32, 32), teacher_epochs=1, student_epochs=1, noise_steps=5, noise_batch=100,

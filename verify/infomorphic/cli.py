@@ -21,6 +21,7 @@ examples:
   limen run infomorphic --compare --seeds 5               the study's ordering at N=100, with CIs
   limen run infomorphic --goal "{F}{C}=1,{F}{L}=-1" --data fashion-mnist --device cuda
   limen run infomorphic --search 40 --search-epochs 50    Optuna goal search (pip install limen[optuna])
+  limen run infomorphic --search 40 --executor ray --address auto   trials in parallel on a Ray cluster
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", type=int, default=0, metavar="TRIALS",
                         help="Optuna goal search over γ in [-1,1]^18 (γ_res = 0) with this many trials")
     parser.add_argument("--search-epochs", type=int, default=None, help="epochs per search trial")
+    parser.add_argument("--executor", default="local", choices=("local", "ray"),
+                        help="with --search: ray trains a batch of trials at once, one per worker")
+    parser.add_argument("--address", default=None, help="Ray cluster address (auto, host:port, ray://host:port)")
     parser.add_argument("--list-goals", action="store_true", help="print atom names and named goals, then exit")
 
 
@@ -105,8 +109,9 @@ def main(args: argparse.Namespace) -> int:
         from .search import goal_search
 
         res = goal_search(args.search, data=args.data, n_hidden=ns[0], epochs=args.search_epochs or epochs,
-                          device=args.device, out=out, data_root=args.data_dir, **{k: v for k, v in common.items()
-                                                                                   if k not in ("data", "epochs")})
+                          device=args.device, out=out, data_root=args.data_dir, executor=args.executor,
+                          executor_options={"address": args.address} if args.address else None,
+                          **{k: v for k, v in common.items() if k not in ("data", "epochs")})
         print(json.dumps({k: v for k, v in res.items() if k != "trials"}, indent=2))
         return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
