@@ -178,10 +178,10 @@ def _group_index(bins: torch.Tensor, n_bins: int, mask: int) -> tuple[torch.Tens
 
 
 def _marginal_stats(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, masks: Sequence[int]):
-    """Joint target masses ``q[S, (b, t)] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
+    """Joint target masses ``q[S, (t, b)] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
 
-    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(m, K·B·T)``
-    (columns in ``(neuron, sample, t)`` order) for the ``m`` subsets, in units of samples
+    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(m, T·K·B)``
+    (columns in ``(t, neuron, sample)`` order) for the ``m`` subsets, in units of samples
     (divide by B for probabilities); differentiable in ``p_target``. One flat scatter
     (``index_add``) over all subsets accumulates the group sums and one flat gather
     (``index_select``) reads them back at every sample.
@@ -194,15 +194,15 @@ def _marginal_stats(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, mas
             idx, g = _group_index(bins, n_bins, mask)
             idxs.append(idx + offset)
             offset += g
-        t = torch.arange(T, device=bins.device)
-        flat = (torch.cat(idxs).unsqueeze(1) * T + t).reshape(-1)  # (m·K·B·T,) group·T + t
-    vals = p_target.reshape(1, K * B * T).expand(m, -1).reshape(-1)
+        t = torch.arange(T, device=bins.device).unsqueeze(1) * offset
+        flat = (torch.stack(idxs).unsqueeze(1) + t).reshape(-1)  # (m·T·K·B,) t·G + group
+    vals = p_target.reshape(K * B, T).T.reshape(1, T * K * B).expand(m, -1).reshape(-1)
     groups = p_target.new_zeros(offset * T).index_add(0, flat, vals)
-    return groups.index_select(0, flat).reshape(m, K * B * T)
+    return groups.index_select(0, flat).reshape(m, T * K * B)
 
 
 class _LogUnion(torch.autograd.Function):
-    """``log2(max(coefᵀ @ stats, f) / B)`` with rows ``f = 0`` masked to 0: shape ``(nodes, R)``.
+    """``log2(max(coefᵀ @ stats, f) / B)``, shape ``(nodes, R)``; rows with ``f = 0`` are 0.
 
     ``coefᵀ @ stats`` are the union masses (in samples) of every node at every row;
     ``f`` (detached) is the mass of the row's own cell, an exact lower bound of every
@@ -230,54 +230,57 @@ class _LogUnion(torch.autograd.Function):
 class _WeightedLogTerm(torch.autograd.Function):
     """``x[r] · Σ_α w_α · log2(max(v[α, r], f[r]) / B)`` with ``v = coefᵀ @ stats``: shape ``(R,)``.
 
-    The goal's fast path, fused: the union masses are formed, logged (as in
-    :class:`_LogUnion`) and contracted with the goal weights ``w`` in place; only
-    ``log2 v`` and the per-row sum are kept. Backward: ``∂/∂x = Σ_α w_α log2(v_α/B)``,
-    ``∂/∂stats = coef @ (g·x·w_α / (v_α B ln 2))`` (zero on masked rows, where ``x = 0``).
+    The goal's fast path, fused: the union masses are formed, floored and logged in place
+    and contracted with the goal weights ``w``; rows with ``f = 0`` (empty cells, where
+    ``x = 0``) give 0. Backward: ``∂/∂x = Σ_α w_α log2(v_α/B)`` (0 on empty cells) and
+    ``∂/∂stats = ((coef·w) @ (1/v)) · g·x / ln 2`` (the column scale ``g·x`` is applied
+    after the product, so only ``1/v`` is a full ``nodes × R`` pass; ``v`` is saved,
+    ``log2 v`` is not).
     """
 
     @staticmethod
-    def forward(ctx, x, stats, f, coef, w, batch):  # x (R,), stats (m, R), f (R,), coef (m, n), w (n,)
-        logv = coef.T @ stats
-        torch.maximum(logv, f, out=logv)
-        logv.log2_().sub_(math.log2(batch)).masked_fill_(f <= 0, 0.0)
-        lw = w @ logv
-        ctx.save_for_backward(x, logv, lw, coef, w)
-        ctx.batch = batch
+    def forward(ctx, x, stats, f, coef, w, w_sum, batch):  # x (R,), stats (m, R), f (R,), coef (m, n), w (n,)
+        pos = f > 0
+        v = coef.T @ stats
+        torch.maximum(v, torch.where(pos, f, 1.0), out=v)  # empty cells: any finite value
+        lw = torch.where(pos, w @ torch.log2(v) - math.log2(batch) * w_sum, 0.0)
+        ctx.save_for_backward(x, v, lw, coef * w)
         return x * lw
 
     @staticmethod
     def backward(ctx, g):
-        x, logv, lw, coef, w = ctx.saved_tensors
+        x, v, lw, coef_w = ctx.saved_tensors
         grad_x = g * lw if ctx.needs_input_grad[0] else None
         grad_stats = None
         if ctx.needs_input_grad[1]:
-            gx = g * x * (1.0 / (ctx.batch * math.log(2.0)))
-            gv = torch.exp2(-logv).mul_(w.unsqueeze(1)).mul_(gx)
-            grad_stats = coef @ gv
-        return grad_x, grad_stats, None, None, None, None
+            grad_stats = (coef_w @ torch.reciprocal(v)).mul_(g * x * (1.0 / math.log(2.0)))
+        return grad_x, grad_stats, None, None, None, None, None
 
 
 def _prepare(bins, p_target, n_bins, nodes):
     """Subset masses with and without the target, and the own-cell masses, for ``nodes``.
 
-    Returns ``(coef (m, n), stats (m, K·B·T), cell (K·B·T,), stats_s (m, K·B), cell_s (K·B,))``.
+    Returns ``(coef (m, n), stats (m, T·K·B), cell (T·K·B,), stats_s (m, K·B), cell_s (K·B,))``.
     """
     K, B, T = p_target.shape
     masks, coef = _device_consts(bins.shape[2], nodes, str(p_target.device), p_target.dtype)
     stats = _marginal_stats(bins, p_target, n_bins, masks)
     cell = stats[-1].detach()
-    stats_s = stats.reshape(-1, K * B, T).sum(-1)  # P(s_S) = Σ_t P(s_S, t)
-    return coef, stats, cell, stats_s, cell.reshape(K * B, T).sum(-1)
+    stats_s = stats.reshape(-1, T, K * B).sum(1)  # P(s_S) = Σ_t P(s_S, t)
+    return coef, stats, cell, stats_s, cell.reshape(T, K * B).sum(0)
 
 
-def _goal_terms(bins, p_target, n_bins, nodes: tuple[int, ...], wt: torch.Tensor) -> torch.Tensor:
-    """``Σ_α w_α (A_α − C_α)`` per neuron, ``(K,)`` (see :func:`_node_terms`), fused with the weights."""
+def _goal_terms(bins, p_target, n_bins, nodes: tuple[int, ...], wt: torch.Tensor, w_sum: float) -> torch.Tensor:
+    """``Σ_α w_α (A_α − C_α)`` per neuron, ``(K,)`` (see :func:`_node_terms`), fused with the weights.
+
+    ``w_sum`` = Σ_α w_α as a Python float (reading it from ``wt`` would synchronise).
+    """
     K, B, T = p_target.shape
     coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
-    a = _WeightedLogTerm.apply(p_target.reshape(-1), stats, cell, coef, wt, B)
-    c = _WeightedLogTerm.apply(p_target.sum(-1).reshape(-1), stats_s, cell_s, coef, wt, B)
-    return (a.reshape(K, B * T).sum(1) - c.reshape(K, B).sum(1)) / B
+    pt = p_target.reshape(K * B, T).T.reshape(-1)  # (t, neuron, sample) order
+    a = _WeightedLogTerm.apply(pt, stats, cell, coef, wt, w_sum, B)
+    c = _WeightedLogTerm.apply(p_target.sum(-1).reshape(-1), stats_s, cell_s, coef, wt, w_sum, B)
+    return (a.reshape(T, K, B).sum((0, 2)) - c.reshape(K, B).sum(1)) / B
 
 
 def _node_terms(bins, p_target, n_bins, nodes: tuple[int, ...]):
@@ -290,7 +293,8 @@ def _node_terms(bins, p_target, n_bins, nodes: tuple[int, ...]):
     """
     K, B, T = p_target.shape
     coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
-    a = (_LogUnion.apply(stats, cell, coef, B) * p_target.reshape(-1)).reshape(-1, K, B * T).sum(-1)
+    pt = p_target.reshape(K * B, T).T.reshape(-1)
+    a = (_LogUnion.apply(stats, cell, coef, B) * pt).reshape(-1, T, K, B).sum((1, 3))
     c = (_LogUnion.apply(stats_s, cell_s, coef, B) * p_target.sum(-1).reshape(-1)).reshape(-1, K, B).sum(-1)
     return ((a - c) / B).T
 
@@ -346,21 +350,21 @@ def sx_sample_goal(bins: torch.Tensor, p_target: torch.Tensor, gamma, n_bins: in
         _validate(bins, p_target, n_bins)
     n = bins.shape[2]
     g = gamma.detach().cpu() if isinstance(gamma, torch.Tensor) else gamma
-    nodes, wt, h_weight = _goal_consts(n, tuple(float(v) for v in np.asarray(g, dtype=np.float64).ravel()),
-                                       str(p_target.device), p_target.dtype)
+    nodes, wt, w_sum, h_weight = _goal_consts(n, tuple(float(v) for v in np.asarray(g, dtype=np.float64).ravel()),
+                                              str(p_target.device), p_target.dtype)
     h = _entropy(p_target)
     if not nodes:
         return h * h_weight
-    return _goal_terms(bins, p_target, n_bins, nodes, wt) + h_weight * h
+    return _goal_terms(bins, p_target, n_bins, nodes, wt, w_sum) + h_weight * h
 
 
 @lru_cache(maxsize=64)
 def _goal_consts(n: int, gamma: tuple[float, ...], device: str, dtype: torch.dtype):
-    """(nodes with nonzero weight, their weights on ``device``, weight of H(T)) for a goal."""
+    """(nodes with nonzero weight, their weights on ``device``, their sum, weight of H(T)) for a goal."""
     w, g_res = _goal_weights(np.asarray(gamma), n)
     nodes = tuple(int(i) for i in np.flatnonzero(w != 0))
     wt = torch.tensor(w[list(nodes)], dtype=dtype, device=device)
-    return nodes, wt, float(w.sum()) + g_res
+    return nodes, wt, float(w.sum()), float(w.sum()) + g_res
 
 
 # --------------------------------------------------------------------------- dense baseline

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lateral connectivity; sparse: at most --max-connections partners per neuron")
     parser.add_argument("--max-connections", type=int, default=100)
     parser.add_argument("--n-bins", type=int, default=20)
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="on CUDA, run every step eagerly instead of replaying a captured CUDA graph")
     parser.add_argument("--out", default="runs/infomorphic", help="results folder (default runs/infomorphic)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plots")
     parser.add_argument("--compare", action="store_true",
@@ -147,7 +149,8 @@ def main(args: argparse.Namespace) -> int:
                 def report(epoch, entry, label=label):
                     tick.advance(1, f"{label} epoch {epoch}: test {100 * entry['test_acc']:.1f}%")
 
-                rec = train_run(cfg, device=dev, data=ds, out=out, progress=report)
+                rec = train_run(cfg, device=dev, data=ds, out=out, progress=report,
+                                cuda_graphs=False if args.no_cuda_graphs else None)
                 store.append(rec)
                 have[rec["key"]] = rec
                 console.print(f"  {label}: test {100 * rec['metrics']['test_acc']:.2f}%  "

@@ -241,17 +241,19 @@ class GraphedStep:
     CUDA graph capture requires), the next one is captured and then replayed; batches of
     another size (the last, partial one) run eagerly. Results are identical in distribution
     to eager steps (the RNG is graph-safe); the step must not synchronise with the host.
+    If the capture fails, the step falls back to eager execution for the rest of the run
+    (``error`` says why).
     """
 
     def __init__(self, step, warmup: int = 2):
         self.step, self.warmup, self.n_eager = step, warmup, 0
-        self.graph = self.static = self.out = None
+        self.graph = self.static = self.out = self.error = None
         self.shape = None
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor):
         if self.shape is None:
             self.shape = xb.shape
-        if xb.shape != self.shape:
+        if xb.shape != self.shape or self.error is not None:
             return self.step(xb, yb)
         if self.graph is None:
             if self.n_eager < self.warmup:
@@ -263,9 +265,15 @@ class GraphedStep:
                 torch.cuda.current_stream(xb.device).wait_stream(side)
                 return out
             self.static = (xb.clone(), yb.clone())
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.out = self.step(*self.static)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self.out = self.step(*self.static)
+            except Exception as exc:  # not capturable here: train eagerly
+                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                torch.cuda.synchronize(xb.device)
+                return self.step(xb, yb)
+            self.graph = graph
         self.static[0].copy_(xb)
         self.static[1].copy_(yb)
         self.graph.replay()
@@ -398,7 +406,8 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
         "atoms_output": ao.tolist(),
         "goal_hidden": describe_goal(cfg.gamma_hidden(), cfg.kind) if cfg.gamma_hidden() is not None else None,
         "steps": n_steps,
-        "cuda_graphs": graphs,
+        "cuda_graphs": graphs and getattr(step, "error", None) is None,
+        "cuda_graph_error": getattr(step, "error", None),
         "time_s": t_train,
         "step_ms": 1e3 * t_train / max(n_steps, 1),
         "atoms_file": str(atoms_file) if atoms_file else None,
