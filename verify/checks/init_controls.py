@@ -65,7 +65,7 @@ def _paired(a: dict, b: dict) -> list[float]:
 
 
 def run(ctx: CheckContext) -> CheckResult:
-    n_seeds = ctx.n_seeds(full=10, quick=3)
+    n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
     recs = engine_runs([c for *_, c in labelled], ctx, description="init-controls runs")
     acc = table(labelled, recs)

@@ -39,7 +39,7 @@ def run(ctx: CheckContext) -> CheckResult:
 
     from . import plots
 
-    n_seeds = ctx.n_seeds(full=5, quick=2)
+    n_seeds = ctx.n_seeds(full=5, quick=3)
     conds = conditions(ctx)
     labelled = [(name, RunConfig(seed=s, **protocol.base(ctx, **kw))) for name, kw in conds.items()
                 for s in range(n_seeds)]

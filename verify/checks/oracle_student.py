@@ -26,7 +26,7 @@ TOL = 0.05
 def run(ctx: CheckContext) -> CheckResult:
     from . import plots
 
-    n_seeds = ctx.n_seeds(full=10, quick=3)
+    n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = init_controls.configs(ctx, n_seeds)
     recs = engine_runs([c for *_, c in labelled], ctx, description="oracle-student runs")
     student = init_controls.table(labelled, recs)

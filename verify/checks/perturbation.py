@@ -34,7 +34,9 @@ M = 10
 def sigma_grid(ctx) -> tuple[float, ...]:
     if ctx.quick:
         return (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
-    return tuple(float(s) for s in np.linspace(0.0, 0.2, 21))
+    from limen.verify.subliminal.sweeps import SIGMAS
+
+    return SIGMAS  # the reference's figure-5 grid, linspace(0, 0.2, 40)
 
 
 def _run(ctx: CheckContext, head: str) -> CheckResult:
@@ -43,7 +45,7 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
 
     from . import plots
 
-    n_seeds = ctx.n_seeds(full=10, quick=3)
+    n_seeds = ctx.n_seeds(full=10, quick=4)
     d, K = protocol.width(ctx), protocol.n_classes(ctx)
     chance = 1.0 / K
     sigmas = sigma_grid(ctx)

@@ -4,13 +4,14 @@ Full size is the reference protocol (``RunConfig`` defaults: 256-256 MLP, 5 teac
 5 student epochs, 60 × 1000 noise steps per epoch) on the chosen data, except that on
 the embedded digits (1437 training images, two Adam steps per teacher epoch at batch
 1024) the teacher trains for 40 epochs so that it learns the task. ``--quick`` keeps
-the design but uses a 64-64 MLP, 2 student epochs of 30 steps and 2 000 held-out
-noise samples (teacher: 20 epochs on digits, 2 elsewhere).
+the design and the student's schedule (5 epochs × 60 steps) but uses a 64-64 MLP,
+noise batches of 500 and 2 000 held-out noise samples (teacher: 20 epochs on digits,
+2 elsewhere).
 """
 
 from __future__ import annotations
 
-QUICK = {"hidden": (64, 64), "student_epochs": 2, "noise_steps": 30, "eval_noise_batches": 2}
+QUICK = {"hidden": (64, 64), "noise_batch": 500, "eval_noise_batches": 2}
 DIGITS_TEACHER_EPOCHS = {"full": 40, "quick": 20}
 
 

@@ -39,7 +39,7 @@ def run(ctx: CheckContext) -> CheckResult:
 
     from . import plots
 
-    n_seeds = ctx.n_seeds(full=10, quick=3)
+    n_seeds = ctx.n_seeds(full=10, quick=4)
     d = protocol.width(ctx)
     ms = m_grid(ctx)
     labelled = [(m, RunConfig(seed=s, m=m, **protocol.base(ctx))) for m in ms for s in range(n_seeds)]

@@ -45,7 +45,7 @@ def run(ctx: CheckContext) -> CheckResult:
 
     from . import plots
 
-    n_seeds = ctx.n_seeds(full=10, quick=3)
+    n_seeds = ctx.n_seeds(full=10, quick=4)
     m, Ds = grid(ctx)
     h1 = protocol.width(ctx)
     labelled = [(D, RunConfig(seed=s, **protocol.base(ctx, m=m, hidden=(h1, D), trainable=FROZEN,

@@ -1,0 +1,98 @@
+"""Every ``limen check`` preset in its smallest form on CPU: report folder, exact checks, resume.
+
+The presets run once (module fixture) through ``limen check all --quick`` with the quick
+sizes shrunk further (16-16 MLP, a few student steps), which keeps the design of each
+check but not its statistical power: tests assert structure and the *exact* claims
+(linear fixed point, the margin bound on the oracle fixed point), not the verdicts of
+the statistical ones.
+"""
+
+import json
+
+import pytest
+import torch
+
+from limen.verify import checks
+from limen.verify.checks import protocol
+
+TINY = {"hidden": (16, 16), "student_epochs": 1, "noise_steps": 8, "noise_batch": 200,
+        "eval_noise_batches": 1, "eval_noise_batch": 200}
+ENGINE_PRESETS = ["transfer-fraction", "oracle-student", "init-controls", "aux-perturbation",
+                  "class-perturbation", "width-transition", "margin-bound"]
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    from limen.verify.cli import main
+
+    out = tmp_path_factory.mktemp("reports")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest and immune to a busy machine
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "QUICK", TINY)
+        mp.setitem(protocol.DIGITS_TEACHER_EPOCHS, "quick", 5)
+        try:
+            rc = main(["check", "all", "--quick", "--seeds", "2", "--device", "cpu", "--out", str(out),
+                       "--no-progress"])
+        finally:
+            torch.set_num_threads(threads)
+    assert rc == 0
+    return out
+
+
+def _summary(reports, name):
+    return json.loads((reports / name / "summary.json").read_text())
+
+
+def test_all_runs_every_builtin_preset(reports):
+    assert set(checks.names(in_all=True)) >= {"linear-fixed-point", *ENGINE_PRESETS}
+    for name in ["linear-fixed-point", *ENGINE_PRESETS]:
+        s = _summary(reports, name)
+        assert s["preset"] == name and s["rows"], name
+        assert s["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+        for row in s["rows"]:
+            assert {"quantity", "predicted", "measured", "tolerance", "verdict"} <= set(row)
+            assert row["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE", "INFO")
+        assert s["plots"] and all((reports / name / p).stat().st_size > 1000 for p in s["plots"])
+        assert s["run_info"]["torch"] and s["config"]["context"]["quick"] is True
+        assert (reports / name / "records.jsonl").exists()
+
+
+def test_linear_fixed_point_passes_exactly(reports):
+    s = _summary(reports, "linear-fixed-point")
+    judged = [r for r in s["rows"] if r["verdict"] != "INFO"]
+    assert len(judged) == 12 and all(r["verdict"] == "PASS" for r in judged)
+    assert all(r["measured"]["mean"] < 1e-9 for r in judged)
+
+
+def test_margin_bound_holds_on_the_oracle_fixed_point(reports):
+    s = _summary(reports, "margin-bound")
+    oracle = [r for r in s["rows"] if "oracle fixed point" in r["quantity"]]
+    assert len(oracle) == 3 and all(r["verdict"] == "PASS" for r in oracle)
+
+
+def test_engine_presets_keep_per_run_records(reports):
+    for name in ENGINE_PRESETS:
+        recs = [json.loads(line) for line in (reports / name / "records.jsonl").read_text().splitlines()]
+        assert recs and all({"key", "config", "metrics", "run_info"} <= set(r) for r in recs)
+    # oracle-student reuses init-controls' runs (same configs, same report root)
+    a = {json.loads(x)["key"] for x in (reports / "init-controls" / "records.jsonl").read_text().splitlines()}
+    b = {json.loads(x)["key"] for x in (reports / "oracle-student" / "records.jsonl").read_text().splitlines()}
+    assert a == b
+    # the measured theory quantities are stored with the runs that need them
+    rec = json.loads((reports / "margin-bound" / "records.jsonl").read_text().splitlines()[0])
+    assert {"transfer_fraction", "remaining_gap", "bound_violation_frac"} <= set(rec["check"])
+
+
+def test_rerun_resumes_without_training(reports, monkeypatch):
+    import limen.verify.subliminal as sub
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(sub, "train_group", boom)
+    monkeypatch.setattr(sub, "run_sweep", boom)
+    monkeypatch.setattr(protocol, "QUICK", TINY)
+    monkeypatch.setitem(protocol.DIGITS_TEACHER_EPOCHS, "quick", 5)
+    res = checks.run_preset("width-transition", reports, quick=True, seeds=2, device="cpu")
+    assert res.rows and res.preset == "width-transition"
