@@ -73,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex.add_argument("--executor", default="local", choices=("local", "ray"))
     ex.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:port); with --executor ray")
     ex.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (faster; recorded in run_info)")
+    ex.add_argument("--noise-rng", default="auto", choices=("auto", "generator", "philox"),
+                    help="training-noise RNG: per-member torch generators (reference streams) or one fused "
+                         "Philox kernel per step on CUDA (auto: philox where available)")
     ex.add_argument("--max-group", type=int, default=None, help="at most this many runs trained together")
     ex.add_argument("--no-progress", action="store_true")
 
@@ -145,7 +148,8 @@ def main(args) -> int:
         return 0
     opts = {"address": args.address} if args.address else {}
     records = run_sweep(configs, out, device=args.device, executor=args.executor, executor_options=opts,
-                        data_root=args.data_dir, allow_tf32=args.tf32, max_group=args.max_group,
+                        data_root=args.data_dir, allow_tf32=args.tf32, noise_rng=args.noise_rng,
+                        max_group=args.max_group,
                         progress=None if not args.no_progress else False, description=f"subliminal {name}")
     md = write_summary(records, out)
     print(md, end="")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Sequence
@@ -30,8 +31,8 @@ from ..records import config_dict, config_key
 from ..runinfo import run_info
 from . import nets
 from .config import KNOWN_DATA, TIMINGS, RunConfig, derived_seed
-from .metrics import CKA, cka_sample_space, cosine, head_geometry
-from .noise import draw
+from .metrics import CKA, cka_sample_space, cosine, head_geometry, singular_extremes
+from .noise import NOISE_RNG_GENERATOR, NOISE_RNG_PHILOX, draw, draw_philox, philox_available, philox_keys
 
 # ----------------------------------------------------------------------------- keys
 
@@ -41,6 +42,7 @@ _TEACHER_FIELDS = ("seed", "data", "n_classes", "normalize", "arch", "hidden", "
 _TEACHER_TIMINGS = ("before_teacher_training", "after_teacher_training")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def group_key(cfg: RunConfig) -> str:
     """Identity of everything that fixes shapes and step counts (runs with equal keys batch together)."""
     d = config_dict(cfg)
@@ -53,6 +55,7 @@ def _teacher_perturbations(cfg: RunConfig) -> list[tuple[int, Any]]:
             if p.target == "teacher" and p.timing in _TEACHER_TIMINGS and p.layers != ("aux_head",)]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def teacher_key(cfg: RunConfig) -> str:
     """Cache key of the trained teacher (body + class head).
 
@@ -62,7 +65,8 @@ def teacher_key(cfg: RunConfig) -> str:
     and is drawn last from the random-init stream (or from its own A/B seed), so m changes nothing
     else; the engine regenerates the aux head per run from the saved stream state.
     """
-    d = {k: config_dict(cfg)[k] for k in _TEACHER_FIELDS}
+    full = config_dict(cfg)
+    d = {k: full[k] for k in _TEACHER_FIELDS}
     src = cfg.sources("teacher")
     flags = cfg.trainable_flags("teacher")
     d["init"] = {k: v for k, v in src.items() if k != "aux_head"}
@@ -159,6 +163,7 @@ TEACHER_CACHE = TeacherCache()
 
 # ----------------------------------------------------------------------------- planning
 
+@functools.lru_cache(maxsize=1 << 16)
 def member_bytes(cfg: RunConfig, m: int | None = None) -> int:
     """Rough device memory one member needs in a group (for sizing groups)."""
     t, s = specs(cfg, m)
@@ -198,7 +203,8 @@ def plan_groups(configs: Sequence[RunConfig], max_group: int | None = None, memo
         unpadded = 0.0
         for c in cfgs:
             n = len(current) + 1
-            cap = max_group or max(1, memory_budget // member_bytes(c))
+            cap = max_group or max(1, memory_budget // member_bytes(c.replace(seed=0, init=None, teacher_init=None,
+                                                                                 perturb=())))
             if current and (n > cap or n * cost(c.m) > pad_ratio * (unpadded + cost(c.m))):
                 groups.append(current)
                 current, unpadded = [], 0.0
@@ -244,8 +250,9 @@ def _clone(p: nets.Params) -> nets.Params:
     return {k: (w.detach().clone(), b.detach().clone()) for k, (w, b) in p.items()}
 
 
-def _eval_chunk(n_members: int, widths: int, budget: int = 1 << 29) -> int:
-    return int(max(64, min(8192, budget // max(1, n_members * widths * 4 * 6))))
+def _eval_chunk(n_members: int, widths: int, budget: int = 3 << 30) -> int:
+    """Evaluation chunk (samples per member) so that a chunk's activations stay within ``budget`` bytes."""
+    return int(max(128, min(10000, budget // max(1, n_members * widths * 4 * 4))))
 
 
 @torch.no_grad()
@@ -389,17 +396,26 @@ def _check_group(group: Sequence[RunConfig]) -> None:
 
 def train_group(group: Sequence[RunConfig], device: str | torch.device = "auto", *, data_root: str | None = None,
                 allow_tf32: bool = False, return_models: bool = False, cache: TeacherCache | None = None,
-                cka_max_features: int = 4096, cka_samples: int = 2048):
+                noise_rng: str = "auto", cka_max_features: int = 4096, cka_samples: int = 2048):
     """Train a group of shape-compatible runs together; one record dict per config, in order.
 
     ``return_models=True`` returns ``(records, models)`` with one :class:`RunModels` per config.
     ``allow_tf32`` enables TF32 matmuls/convolutions on CUDA (faster, lower precision; recorded).
+    ``noise_rng``: ``generator`` (one torch.Generator per member: the reference's streams),
+    ``philox`` (one fused Triton kernel per step on CUDA) or ``auto`` (philox where available);
+    recorded in ``run_info["noise_rng"]``.
     CKA uses the whole test set (feature space) unless a representation is wider than
     ``cka_max_features``; then the first ``cka_samples`` test samples (sample space).
     """
     group = list(group)
     _check_group(group)
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    if noise_rng not in ("auto", NOISE_RNG_GENERATOR, NOISE_RNG_PHILOX):
+        raise ValueError(f"noise_rng must be auto, generator or philox, got {noise_rng!r}")
+    if noise_rng == NOISE_RNG_PHILOX and not philox_available(dev):
+        raise ValueError("noise_rng='philox' needs a CUDA device and Triton")
+    if noise_rng == "auto":
+        noise_rng = NOISE_RNG_PHILOX if philox_available(dev) else NOISE_RNG_GENERATOR
     cache = TEACHER_CACHE if cache is None else cache
     prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
@@ -407,13 +423,14 @@ def train_group(group: Sequence[RunConfig], device: str | torch.device = "auto",
     torch.backends.cudnn.allow_tf32 = allow_tf32
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
-        return _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_max_features, cka_samples)
+        return _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_rng, cka_max_features,
+                            cka_samples)
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = prev
 
 
-def _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_max_features, cka_samples):
+def _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_rng, cka_max_features, cka_samples):
     t_start = time.perf_counter()
     cfg0 = group[0]
     data = get_data(cfg0, dev, data_root)
@@ -424,7 +441,7 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_ma
     spec_t, spec_s = specs(cfg0, mmax, image_shape)
 
     # -- teachers: cached or trained now as one ensemble
-    tkeys = [(teacher_key(c), str(dev)) for c in group]
+    tkeys = [(teacher_key(c), str(dev), bool(allow_tf32)) for c in group]  # TF32 changes the numbers
     missing: dict[tuple, RunConfig] = {}
     cached_flags = []
     for k, c in zip(tkeys, group):
@@ -476,7 +493,10 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_ma
     noise_kw = dict(perlin_res=cfg0.perlin_res, normalization=norm)
     last = torch.zeros(s, device=dev, dtype=torch.float64)
     steps = cfg0.student_steps_per_epoch
-    if cfg0.noise_pool is None:
+    use_philox = cfg0.noise_pool is None and noise_rng == NOISE_RNG_PHILOX and cfg0.noise in ("uniform", "normal")
+    if use_philox:
+        keys = philox_keys([derived_seed(c.seed, "student_training_noise") for c in group], dev)
+    elif cfg0.noise_pool is None:
         gens = [nets.generator(derived_seed(c.seed, "student_training_noise"), dev) for c in group]
     else:
         pool_gens = [nets.generator(derived_seed(c.seed, "student_noise_pool"), dev) for c in group]
@@ -488,7 +508,9 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_ma
         if cfg0.noise_pool is not None:
             perm = torch.stack([torch.randperm(cfg0.noise_pool, generator=g, device=dev) for g in shuf])
         for step in range(steps):
-            if cfg0.noise_pool is None:
+            if use_philox:
+                x = draw_philox(cfg0.noise, keys, epoch * steps + step, bsz, image_shape, norm)
+            elif cfg0.noise_pool is None:
                 x = draw(cfg0.noise, gens, bsz, image_shape, dev, **noise_kw)
             else:
                 idx = perm[:, step * bsz:(step + 1) * bsz]
@@ -531,7 +553,8 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, cka_ma
 
     info = run_info(dev)
     info.update({"allow_tf32": bool(allow_tf32 and dev.type == "cuda"), "group_size": s,
-                 "cudnn_deterministic": True})
+                 "cudnn_deterministic": True,
+                 "noise_rng": NOISE_RNG_PHILOX if use_philox else NOISE_RNG_GENERATOR})
     records = []
     for i, c in enumerate(group):
         metrics = {k: _num(table[i][j]) for j, k in enumerate(scalar_names)}
@@ -592,20 +615,27 @@ def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms
     k = spec_s.n_classes
     n_cos = min(k, mmax, d_s)
     tau0 = torch.zeros(s, device=dev, dtype=torch.float64)
-    tau1, tau_t, smin0, smax0, smin1, smin_t = (torch.zeros_like(tau0) for _ in range(6))
+    tau1, tau_t = torch.zeros_like(tau0), torch.zeros_like(tau0)
     pcos = torch.full((s, n_cos), float("nan"), device=dev, dtype=torch.float64)
     for m in sorted(set(ms)):
         idx = torch.tensor([i for i, mi in enumerate(ms) if mi == m], device=dev)
         g0 = head_geometry(sp0["class_head"][0][idx], sp0["aux_head"][0][idx, :m])
-        g1 = head_geometry(sp["class_head"][0][idx], sp["aux_head"][0][idx, :m])
+        g1 = head_geometry(sp0["class_head"][0][idx], sp["aux_head"][0][idx, :m])
         gt = head_geometry(tp["class_head"][0][idx], tp["aux_head"][0][idx, :m])
         pinv[idx, :, :m] = g0["pinv"]
-        tau0[idx], smin0[idx], smax0[idx] = g0["tau"], g0["sigma_min"], g0["sigma_max"]
-        tau1[idx], smin1[idx] = g1["tau"], g1["sigma_min"]
-        tau_t[idx], smin_t[idx] = gt["tau"], gt["sigma_min"]
+        tau0[idx], tau1[idx], tau_t[idx] = g0["tau"], g1["tau"], gt["tau"]
         pcos[idx, :g0["principal_cos"].shape[1]] = g0["principal_cos"]
-    met.update({"tau": tau0, "tau_final": tau1, "tau_teacher": tau_t, "aux_sigma_min": smin0, "aux_sigma_max": smax0,
-                "aux_sigma_min_final": smin1, "teacher_aux_sigma_min": smin_t})
+        # singular values of the student's initial and the teacher's aux heads in one call (shared heads once)
+        a_s, a_t = sp0["aux_head"][0][idx, :m], tp["aux_head"][0][idx, :m]
+        if a_s.shape == a_t.shape:
+            smin, smax = singular_extremes(torch.cat([a_s, a_t]))
+            smin_t, smin, smax = smin[idx.shape[0]:], smin[:idx.shape[0]], smax[:idx.shape[0]]
+        else:
+            (smin, smax), (smin_t, _) = singular_extremes(a_s), singular_extremes(a_t)
+        met.setdefault("aux_sigma_min", torch.zeros_like(tau0))[idx] = smin
+        met.setdefault("aux_sigma_max", torch.zeros_like(tau0))[idx] = smax
+        met.setdefault("teacher_aux_sigma_min", torch.zeros_like(tau0))[idx] = smin_t
+    met.update({"tau": tau0, "tau_final": tau1, "tau_teacher": tau_t})
     met["principal_cos"] = pcos  # [S, n_cos], NaN past each member's min(K, m, d); trimmed per record
     pinv32 = pinv.float()
 

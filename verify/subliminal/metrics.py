@@ -6,7 +6,8 @@
   layers, in sample space on a fixed subset of samples (identical value for the same samples);
 * head geometry: the head-overlap index tau = tr(C P_A C^T) / tr(C C^T), the cosines of the
   principal angles between row(C) and row(A), the extreme singular values of A, and the
-  pseudo-inverse A^+ used by the oracle projected student (theory R1.1/R1.3);
+  pseudo-inverse A^+ used by the oracle projected student (theory R1.1/R1.3) -- all from
+  Gram matrices with batched Cholesky/eigvalsh (float64), not per-matrix SVDs, for speed on GPUs;
 * weight-space cosines per layer.
 """
 
@@ -16,26 +17,30 @@ import torch
 
 
 class CKA:
-    """Linear CKA between per-member representations X ``[S, n, dx]`` and Y ``[S, n, dy]`` fed in chunks."""
+    """Linear CKA between per-member representations X ``[S, n, dx]`` and Y ``[S, n, dy]`` fed in chunks.
+
+    Sums are taken of the data shifted by the first chunk's mean (the "shifted data" algorithm),
+    which keeps the centring exact to float precision even though ReLU features have large means;
+    Gram matrices are formed in the features' dtype and accumulated in float64.
+    """
 
     def __init__(self):
         self.n = 0
+        self.cx = self.cy = None
         self.sx = self.sy = self.xx = self.yy = self.yx = None
 
     def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        x64, y64 = x.double(), y.double()
-        xs, ys = x64.sum(1), y64.sum(1)
-        xx = torch.bmm(x.transpose(1, 2), x).double()
-        yy = torch.bmm(y.transpose(1, 2), y).double()
-        yx = torch.bmm(y.transpose(1, 2), x).double()
         if self.n == 0:
-            self.sx, self.sy, self.xx, self.yy, self.yx = xs, ys, xx, yy, yx
+            self.cx, self.cy = x.mean(1, keepdim=True), y.mean(1, keepdim=True)
+        x, y = x - self.cx, y - self.cy
+        parts = (x.sum(1, dtype=torch.float64), y.sum(1, dtype=torch.float64),
+                 torch.bmm(x.transpose(1, 2), x).double(), torch.bmm(y.transpose(1, 2), y).double(),
+                 torch.bmm(y.transpose(1, 2), x).double())
+        if self.n == 0:
+            self.sx, self.sy, self.xx, self.yy, self.yx = parts
         else:
-            self.sx += xs
-            self.sy += ys
-            self.xx += xx
-            self.yy += yy
-            self.yx += yx
+            for acc, part in zip((self.sx, self.sy, self.xx, self.yy, self.yx), parts):
+                acc += part
         self.n += x.shape[1]
 
     def value(self) -> torch.Tensor:
@@ -60,33 +65,76 @@ def cka_sample_space(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return num / den.clamp_min(1e-300)
 
 
-def _row_basis(mat: torch.Tensor):
-    """SVD of ``[S, r, d]`` (float64): singular values, and an orthonormal basis of the row space
-    as ``[S, d, k]`` with columns beyond each member's rank zeroed; also the rank mask."""
-    u, sv, vh = torch.linalg.svd(mat, full_matrices=False)
-    tol = sv[:, :1] * max(mat.shape[-2:]) * torch.finfo(sv.dtype).eps
-    keep = sv > tol
-    basis = vh.transpose(1, 2) * keep.unsqueeze(1)
-    return u, sv, vh, keep, basis
+def pinv_full_rank(a: torch.Tensor) -> torch.Tensor:
+    """Pseudo-inverse ``A^+ [S, d, m]`` of heads ``a [S, m, d]`` (float64), batched with Cholesky.
+
+    m <= d: A^+ = A^T (A A^T)^-1 (so P_A = A^+ A projects onto row(A)); m > d: A^+ = (A^T A)^-1 A^T
+    (P_A = I). Members whose Gram matrix is singular (rank-deficient heads) fall back to an SVD.
+    """
+    m, d = a.shape[1], a.shape[2]
+    if m <= d:
+        chol, info = torch.linalg.cholesky_ex(torch.bmm(a, a.transpose(1, 2)))
+        pinv = torch.cholesky_solve(a, chol).transpose(1, 2)
+    else:
+        chol, info = torch.linalg.cholesky_ex(torch.bmm(a.transpose(1, 2), a))
+        pinv = torch.cholesky_solve(a.transpose(1, 2), chol)
+    bad = (info != 0).nonzero().flatten().tolist()  # one host sync per call
+    if bad:
+        pinv[bad] = torch.linalg.pinv(a[bad])
+    return pinv
+
+
+def singular_extremes(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sigma_min, sigma_max)`` of ``a [S, m, d]``: sigma_min is the min(m, d)-th singular value.
+
+    Eigenvalues of the smaller Gram matrix in float64. Batched Jacobi on CUDA is fast only up to
+    32 x 32; larger Gram matrices are decomposed on the CPU once per distinct matrix (heads that
+    several runs share, e.g. the A-sourced aux head of one seed, are decomposed once).
+    """
+    a = a.double()
+    m, d = a.shape[1], a.shape[2]
+    gram = torch.bmm(a, a.transpose(1, 2)) if m <= d else torch.bmm(a.transpose(1, 2), a)
+    if gram.device.type == "cpu" or gram.shape[-1] <= 32:
+        ev = torch.linalg.eigvalsh(gram)
+    else:
+        host = gram.cpu()
+        uniq: dict[bytes, int] = {}
+        firsts: list[int] = []
+        index = []
+        for i in range(host.shape[0]):
+            key = host[i].numpy().tobytes()
+            if key not in uniq:
+                uniq[key] = len(firsts)
+                firsts.append(i)
+            index.append(uniq[key])
+        ev = torch.linalg.eigvalsh(host[firsts])[index].to(gram.device)
+    ev = ev.clamp_min(0.0)
+    return ev[:, 0].sqrt(), ev[:, -1].sqrt()
 
 
 def head_geometry(c: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
     """Head metrics for class heads ``c [S, K, d]`` and aux heads ``a [S, m, d]`` (same m for all members).
 
-    Returns ``tau [S]``, ``principal_cos [S, min(K, m, d)]`` (descending), ``sigma_min``/``sigma_max``
-    of A ``[S]``, and ``pinv [S, d, m]`` (A^+, float64).
+    Returns ``tau [S]`` = tr(C P_A C^T) / tr(C C^T), ``principal_cos [S, min(K, m, d)]`` (cosines of the
+    principal angles between row(C) and row(A), descending) and ``pinv [S, d, m]`` (A^+, float64).
     """
     c64, a64 = c.double(), a.double()
-    ua, sa, vha, keep_a, qa = _row_basis(a64)
-    _, _, _, _, qc = _row_basis(c64)
-    tau = torch.bmm(c64, qa).pow(2).sum((1, 2)) / c64.pow(2).sum((1, 2)).clamp_min(1e-300)
-    cos = torch.linalg.svdvals(torch.bmm(qc.transpose(1, 2), qa))
-    k = min(c.shape[1], a.shape[1], c.shape[2])
-    inv = torch.where(keep_a, 1.0 / sa.clamp_min(1e-300), torch.zeros_like(sa))
-    pinv = torch.bmm(vha.transpose(1, 2) * inv.unsqueeze(1), ua.transpose(1, 2))
-    smin = sa[:, min(a.shape[1], a.shape[2]) - 1]  # the min(m, d)-th singular value (0 if rank-deficient)
-    return {"tau": tau, "principal_cos": cos[:, :k].clamp(max=1.0), "sigma_min": smin, "sigma_max": sa[:, 0],
-            "pinv": pinv}
+    kk, m, d = c.shape[1], a.shape[1], a.shape[2]
+    k = min(kk, m, d)
+    pinv = pinv_full_rank(a64)
+    pc = torch.bmm(torch.bmm(c64, pinv), a64)     # C P_A  [S, K, d]
+    m_cc = torch.bmm(pc, c64.transpose(1, 2))     # C P_A C^T
+    g_cc = torch.bmm(c64, c64.transpose(1, 2))    # C C^T
+    tau = m_cc.diagonal(dim1=1, dim2=2).sum(1) / g_cc.diagonal(dim1=1, dim2=2).sum(1).clamp_min(1e-300)
+    if kk >= d:  # row(C) is all of R^d (C of full column rank): the angles are those of row(A) itself
+        cos = torch.ones(c.shape[0], k, dtype=torch.float64, device=c.device)
+    else:
+        # squared cosines: eigenvalues of L^-1 (C P_A C^T) L^-T with L L^T = C C^T
+        chol, _ = torch.linalg.cholesky_ex(g_cc)
+        w = torch.linalg.solve_triangular(chol, m_cc, upper=False)
+        w = torch.linalg.solve_triangular(chol, w.transpose(1, 2), upper=False)
+        cos = torch.linalg.eigvalsh(0.5 * (w + w.transpose(1, 2))).flip(-1)[:, :k].clamp(0.0, 1.0).sqrt()
+    return {"tau": tau, "principal_cos": cos, "pinv": pinv}
 
 
 def cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

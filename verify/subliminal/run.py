@@ -20,15 +20,16 @@ RECORDS_FILE = "records.jsonl"
 
 def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto", executor: str = "local",
               progress: bool | None = True, *, executor_options: dict | None = None, data_root: str | None = None,
-              allow_tf32: bool = False, max_group: int | None = None, memory_budget: int = 8 << 30,
-              description: str = "subliminal runs") -> list[dict]:
+              allow_tf32: bool = False, noise_rng: str = "auto", max_group: int | None = None,
+              memory_budget: int = 8 << 30, description: str = "subliminal runs") -> list[dict]:
     """Train every config not yet in ``out/records.jsonl``; return the records of all ``configs`` (in order).
 
     Resume: a config whose :func:`config_key` is already in the store is skipped, so a killed sweep
     restarted with the same arguments loses nothing and duplicates nothing. Groups go through
     ``get_executor(executor, **executor_options).map_groups``; the calling process is the only writer
     of the store (one atomic append per finished group). ``device`` is resolved where the group runs.
-    ``progress=None`` shows a bar only on a terminal; ``False`` shows nothing.
+    ``progress=None`` shows a bar only on a terminal; ``False`` shows nothing. ``allow_tf32`` and
+    ``noise_rng`` are passed to :func:`train_group` (see there).
     """
     configs = list(configs)
     for c in configs:
@@ -44,7 +45,7 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
             todo.append(c)
     groups = plan_groups(todo, max_group=max_group, memory_budget=memory_budget)
     ex = get_executor(executor, **(executor_options or {}))
-    fn = functools.partial(train_group, device=device, data_root=data_root, allow_tf32=allow_tf32)
+    fn = functools.partial(train_group, device=device, data_root=data_root, allow_tf32=allow_tf32, noise_rng=noise_rng)
     if todo:
         enabled = None if progress is None else bool(progress)
         if progress is False:

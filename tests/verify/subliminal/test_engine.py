@@ -202,3 +202,23 @@ def test_training_loops_do_not_sync_per_step():
     from limen.verify.subliminal import engine
     src = inspect.getsource(engine)
     assert ".item()" not in src
+
+
+@pytest.mark.parametrize("k, m, d", [(10, 3, 20), (10, 20, 20), (10, 30, 20), (5, 4, 3), (3, 10, 50), (12, 2, 6)])
+def test_head_geometry_matches_svd(k, m, d):
+    from limen.verify.subliminal.metrics import head_geometry, singular_extremes
+    g = torch.Generator().manual_seed(k * 100 + m)
+    c = torch.randn(3, k, d, dtype=torch.float64, generator=g)
+    a = torch.randn(3, m, d, dtype=torch.float64, generator=g)
+    out = head_geometry(c, a)
+    proj = torch.linalg.pinv(a) @ a
+    tau = torch.einsum("skd,sde,ske->s", c, proj, c) / c.pow(2).sum((1, 2))
+    qc = torch.linalg.svd(c, full_matrices=False)[2][:, :min(k, d)].transpose(1, 2)
+    sv = torch.linalg.svdvals(a)
+    qa = torch.linalg.svd(a, full_matrices=False)[2][:, :min(m, d)].transpose(1, 2)
+    cos = torch.linalg.svdvals(qc.transpose(1, 2) @ qa)[:, :min(k, m, d)]
+    assert torch.allclose(out["tau"], tau, atol=1e-10)
+    assert torch.allclose(out["principal_cos"], cos, atol=1e-10)
+    assert torch.allclose(out["pinv"], torch.linalg.pinv(a), atol=1e-9)
+    smin, smax = singular_extremes(a)
+    assert torch.allclose(smin, sv[:, min(m, d) - 1], atol=1e-10) and torch.allclose(smax, sv[:, 0], atol=1e-10)
