@@ -211,36 +211,26 @@ def target_entropy(p, n: int):
     return -ops.sum(pt * ops.log2(ops.where(pt > 0, pt, 1.0)), -1)
 
 
-def apply_mobius(red, L: RedundancyLattice, rows: Sequence[int] | None = None):
+def apply_mobius(red, L: RedundancyLattice):
     """``atoms = mobius @ red`` on the last axis (numpy or torch); sparse terms for n = 5."""
     if L.n <= 4:
-        m = L.mobius if rows is None else L.mobius[np.asarray(rows)]
         if is_torch(red):
-            import torch
-
-            return red @ torch.as_tensor(np.array(m.T), dtype=red.dtype, device=red.device)
-        return red @ m.T.astype(red.dtype if red.dtype != object else object)
+            return red @ _const_for(np.ascontiguousarray(L.mobius.T, dtype=np.float64), red, ("mobius_t", L.n))
+        return red @ L.mobius.T.astype(red.dtype)
     r, c, v = L.mobius_terms
-    if rows is not None:
-        keep = np.isin(r, np.asarray(rows))
-        pos = {int(x): i for i, x in enumerate(rows)}
-        r, c, v = np.array([pos[int(x)] for x in r[keep]], dtype=np.int64), c[keep], v[keep]
-        n_out = len(rows)
-    else:
-        n_out = L.n_nodes
     if is_torch(red):
         import torch
 
         flat = red.reshape(-1, red.shape[-1])
-        out = torch.zeros(flat.shape[0], n_out, dtype=red.dtype, device=red.device)
+        out = torch.zeros(flat.shape[0], L.n_nodes, dtype=red.dtype, device=red.device)
         terms = flat[:, torch.as_tensor(c, device=red.device)] * torch.as_tensor(v, dtype=red.dtype, device=red.device)
         out = out.index_add(1, torch.as_tensor(r, device=red.device), terms)
-        return out.reshape(*red.shape[:-1], n_out)
+        return out.reshape(red.shape)
     import scipy.sparse as sp
 
-    mat = sp.csr_matrix((v.astype(np.float64), (r, c)), shape=(n_out, L.n_nodes))
+    mat = sp.csr_matrix((v.astype(np.float64), (r, c)), shape=(L.n_nodes, L.n_nodes))
     flat = red.reshape(-1, red.shape[-1])
-    return np.asarray((mat @ flat.T).T).reshape(*red.shape[:-1], n_out)
+    return np.asarray((mat @ flat.T).T).reshape(red.shape)
 
 
 # --------------------------------------------------------------------------- the core
@@ -263,7 +253,7 @@ def _core(p, n: int, node_idx=None, *, pointwise=False, parts=False):
     pt = ops.sum(p, tuple(range(nb, nb + n)))                    # (..., T)
     mt = _marginals_flat(p, n, nb, masks, ops)                   # p(s_S, t), (..., k, G)
     ms = _marginals_flat(ps, n, nb, masks, ops)                  # p(s_S),    (..., k, Gs)
-    c = ops.const(coef, p)
+    c = _const_for(coef.astype(np.float64), p, ("coef", n, None if node_idx is None else tuple(int(i) for i in node_idx)))
     pf = p.reshape(*batch, 1, gs * n_t)
     psf = ps.reshape(*batch, 1, gs)
     ut = ops.floor_value(c @ mt, pf)                             # P(t ∩ 𝔞_α) at every cell

@@ -102,7 +102,7 @@ def test_dit_other_measures_and_errors():
     r = pid(gate("and"), "ccs", backend="dit")
     assert r.measure == "PID_CCS" and abs(r.atoms["{1}{2}"] - 0.1038) < 1e-3  # digest §5.5
     r = pid(gate("xor"), "broja", backend="dit")
-    assert abs(r.atoms["{12}"] - 1) < 1e-4
+    assert abs(r.atoms["{12}"] - 1) < 1e-3  # an optimiser: varies run to run (seen up to 8e-6 off)
     with pytest.raises(ValueError, match="no PID measure"):
         pid(gate("and"), "nonsense", backend="dit")
     with pytest.raises(ValueError, match="no pointwise mode"):
