@@ -223,8 +223,9 @@ def apply_mobius(red, L: RedundancyLattice):
 
         flat = red.reshape(-1, red.shape[-1])
         out = torch.zeros(flat.shape[0], L.n_nodes, dtype=red.dtype, device=red.device)
-        terms = flat[:, torch.as_tensor(c, device=red.device)] * torch.as_tensor(v, dtype=red.dtype, device=red.device)
-        out = out.index_add(1, torch.as_tensor(r, device=red.device), terms)
+        rr, cc = (torch.as_tensor(np.array(x), device=red.device) for x in (r, c))
+        terms = flat[:, cc] * torch.as_tensor(np.array(v), dtype=red.dtype, device=red.device)
+        out = out.index_add(1, rr, terms)
         return out.reshape(red.shape)
     import scipy.sparse as sp
 
