@@ -303,51 +303,64 @@ class RayExecutor:
 # ----------------------------------------------------------------------------- speed-up benchmark
 
 def bench(n_seeds: int = 4, m_values: Sequence[int] = (10, 50), max_group: int = 2, data: str = "digits",
-          student_epochs: int = 2, noise_steps: int = 30, address: str | None = None) -> dict:
+          student_epochs: int = 2, noise_steps: int = 30, repeats: int = 2, address: str | None = None) -> dict:
     """Time one CPU sweep with 1 Ray worker and with 2, in the same run; return the report.
 
-    Each executor's workers are started and warmed (torch, the engine and the data set
-    loaded, one throw-away run) before its timing, so the ratio compares sweep work,
-    not process start-up (reported separately). The local executor's time with one
-    torch thread is measured too, for the overhead of going through Ray at all.
+    The two are timed alternately ``repeats`` times (1, 2, 1, 2, ...) so that a change in
+    the machine's load during the run hits both; the speed-up is the ratio of the median
+    times. Each executor's workers are started and warmed (torch, the engine and the data
+    set loaded, one throw-away run) before its timing, so the ratio compares sweep work,
+    not process start-up (reported separately). The local executor's time with one torch
+    thread is measured too (the overhead of going through Ray at all), and every Ray
+    sweep's records are compared with the local ones.
     """
+    import statistics
     import tempfile
 
     from .subliminal import RunConfig, run_sweep
 
     proto = dict(data=data, student_epochs=student_epochs, noise_steps=noise_steps)
     configs = [RunConfig(seed=s, m=m, **proto) for s in range(n_seeds) for m in m_values]
-    warm = [RunConfig(seed=10_000, m=min(m_values), **{**proto, "student_epochs": 1, "noise_steps": 1})]
+    warm = RunConfig(seed=10_000, m=min(m_values), **{**proto, "student_epochs": 1, "noise_steps": 1})
     report: dict = {"runs": len(configs), "max_group": max_group, "protocol": proto, "m_values": list(m_values),
-                    "seeds": n_seeds, "cpu_count": os.cpu_count(), "loadavg_before": list(os.getloadavg())}
+                    "seeds": n_seeds, "repeats": repeats, "cpu_count": os.cpu_count(),
+                    "loadavg_before": list(os.getloadavg())}
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                  **({} if address else {"num_cpus": 2}))
     report["cluster_cpus"] = ray.cluster_resources().get("CPU", 0)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    starts: dict[int, list[float]] = {1: [], 2: []}
+    identical = True
     with tempfile.TemporaryDirectory() as tmp:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            run_sweep(warm, out=f"{tmp}/warm-local", device="cpu", progress=False)
+            run_sweep([warm], out=f"{tmp}/warm-local", device="cpu", progress=False)
             t0 = time.perf_counter()
             local = run_sweep(configs, out=f"{tmp}/local", device="cpu", progress=False, max_group=max_group)
             report["local_1_thread_s"] = time.perf_counter() - t0
         finally:
             torch.set_num_threads(threads)
         metrics = {r["key"]: r["metrics"] for r in local}
-        for n in (1, 2):
-            with RayExecutor(num_workers=n, keep_workers=True, split=False) as ex:
-                t0 = time.perf_counter()
-                ex.start()
-                warm_n = [c.replace(seed=c.seed + i) for i in range(n) for c in warm]  # one per worker
-                run_sweep(warm_n, out=f"{tmp}/warm{n}", progress=False, max_group=1, executor=ex)
-                report[f"ray_{n}_start_s"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                records = run_sweep(configs, out=f"{tmp}/ray{n}", device="cpu", progress=False,
-                                    max_group=max_group, executor=ex)
-                report[f"ray_{n}_workers_s"] = time.perf_counter() - t0
-                report[f"ray_{n}_identical_to_local"] = all(metrics[r["key"]] == r["metrics"] for r in records)
-    report["speedup_2_vs_1"] = report["ray_1_workers_s"] / report["ray_2_workers_s"]
+        for rep in range(repeats):
+            for n in (1, 2):
+                with RayExecutor(num_workers=n, keep_workers=True, split=False) as ex:
+                    t0 = time.perf_counter()
+                    ex.start()
+                    warm_n = [warm.replace(seed=warm.seed + 100 * rep + i) for i in range(n)]  # one per worker
+                    run_sweep(warm_n, out=f"{tmp}/warm{rep}-{n}", progress=False, max_group=1, executor=ex)
+                    starts[n].append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    records = run_sweep(configs, out=f"{tmp}/ray{rep}-{n}", device="cpu", progress=False,
+                                        max_group=max_group, executor=ex)
+                    times[n].append(time.perf_counter() - t0)
+                    identical &= all(metrics[r["key"]] == r["metrics"] for r in records)
+    for n in (1, 2):
+        report[f"ray_{n}_workers_s"] = times[n]
+        report[f"ray_{n}_start_s"] = starts[n]
+    report["identical_to_local"] = identical
+    report["speedup_2_vs_1"] = statistics.median(times[1]) / statistics.median(times[2])
     report["loadavg_after"] = list(os.getloadavg())
     return report
 
@@ -364,19 +377,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-group", type=int, default=2, help="runs per group (groups are what workers share out)")
     p.add_argument("--student-epochs", type=int, default=2)
     p.add_argument("--noise-steps", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=2, help="timings of each, alternating (median is used)")
     p.add_argument("--address", default=None, help="an existing cluster (default: a local one with 2 CPUs)")
     p.add_argument("--json", default=None, help="also write the report here")
     a = p.parse_args(argv)
     r = bench(a.seeds, [int(m) for m in a.m.split(",")], a.max_group, student_epochs=a.student_epochs,
-              noise_steps=a.noise_steps, address=a.address)
+              noise_steps=a.noise_steps, repeats=a.repeats, address=a.address)
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     print(f"{r['runs']} digits runs (m in {r['m_values']}, {r['seeds']} seeds, groups of <= {r['max_group']}), "
-          f"CPU, {r['cpu_count']} cores, load average before {r['loadavg_before'][0]:.2f}")
-    print(f"  local executor, 1 torch thread : {r['local_1_thread_s']:7.2f} s")
+          f"CPU, {r['cpu_count']} cores; load average {r['loadavg_before'][0]:.2f} before, "
+          f"{r['loadavg_after'][0]:.2f} after")
+    print(f"  local executor, 1 torch thread : {r['local_1_thread_s']:.2f} s")
     for n in (1, 2):
-        print(f"  ray, {n} worker(s) x 1 thread   : {r[f'ray_{n}_workers_s']:7.2f} s  "
-              f"(start + warm-up {r[f'ray_{n}_start_s']:.1f} s; records identical to local: "
-              f"{r[f'ray_{n}_identical_to_local']})")
-    print(f"  speed-up, 2 workers vs 1       : {r['speedup_2_vs_1']:.2f}x")
+        print(f"  ray, {n} worker(s) x 1 thread   : {fmt(r[f'ray_{n}_workers_s'])} s  "
+              f"(start + warm-up {fmt(r[f'ray_{n}_start_s'])} s)")
+    print(f"  records identical to local     : {r['identical_to_local']}")
+    print(f"  speed-up, 2 workers vs 1       : {r['speedup_2_vs_1']:.2f}x (ratio of medians)")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(r, fh, indent=2)
