@@ -273,3 +273,24 @@ def test_graphed_steps_train_on_cuda(digits):
     rec = train_run(cfg, device="cuda", data=digits)
     assert rec["metrics"]["cuda_graphs"] and np.isfinite(rec["metrics"]["history"][-1]["loss_hidden"])
     assert rec["metrics"]["history"][-1]["test_acc"] > 0.15
+
+
+def test_check_preset_rows(tmp_path, monkeypatch):
+    from limen.verify.checks.core import CheckContext, Verdict
+    from limen.verify.infomorphic import check
+
+    accs = {"backprop": [0.95, 0.96], "optimised": [0.951, 0.955], "heuristic": [0.93, 0.931],
+            "readout": [0.92, 0.921], "random-projection": [0.80, 0.81]}
+    records = [{"config": {"model": m, "seed": s}, "metrics": {"test_acc": a, "atoms_hidden": None}}
+               for m, v in accs.items() for s, a in enumerate(v)]
+
+    def fake(data, **kw):
+        assert kw["n_hidden"] == 100 and kw["seeds"] == 2 and kw["epochs"] == check.QUICK_EPOCHS["digits"]
+        return {"records": records, "summary": summary_of(records, list(accs), margin=check.MARGIN)}
+
+    monkeypatch.setattr(check, "compare_models", fake)
+    res = check.PRESET.run(CheckContext(out=tmp_path, quick=True))
+    verdicts = [r.verdict for r in res.rows[:4]]
+    assert verdicts == [Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.PASS, Verdict.PASS]
+    assert res.rows[4].verdict == Verdict.INFO and res.rows[5].predicted == "MNIST 0.952"
+    json.dumps(res.to_dict(), default=str)

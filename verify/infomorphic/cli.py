@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-hidden", default="100", help="hidden sizes, comma separated (default 100)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per model and size (default 1)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs (default: 300 on digits, 100 otherwise)")
+                        help="training epochs (default: 500 on digits, 100 otherwise)")
     parser.add_argument("--data", default="digits", help="digits (embedded), fashion-mnist, mnist, …")
     parser.add_argument("--data-dir", default=None, help="folder to look for the data set in first")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lateral connectivity; sparse: at most --max-connections partners per neuron")
     parser.add_argument("--max-connections", type=int, default=100)
     parser.add_argument("--n-bins", type=int, default=20)
+    parser.add_argument("--atoms-every", type=int, default=1, metavar="K",
+                        help="measure the hidden neurons' atoms every K epochs (and at the last; default 1)")
     parser.add_argument("--no-cuda-graphs", action="store_true",
                         help="on CUDA, run every step eagerly instead of replaying a captured CUDA graph")
     parser.add_argument("--out", default="runs/infomorphic", help="results folder (default runs/infomorphic)")
@@ -150,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
                     tick.advance(1, f"{label} epoch {epoch}: test {100 * entry['test_acc']:.1f}%")
 
                 rec = train_run(cfg, device=dev, data=ds, out=out, progress=report,
-                                cuda_graphs=False if args.no_cuda_graphs else None)
+                                cuda_graphs=False if args.no_cuda_graphs else None, atoms_every=args.atoms_every)
                 store.append(rec)
                 have[rec["key"]] = rec
                 console.print(f"  {label}: test {100 * rec['metrics']['test_acc']:.2f}%  "

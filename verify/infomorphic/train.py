@@ -312,14 +312,17 @@ def make_step(net: InfomorphicNet, cfg: InfomorphicConfig, opts, goal_fn=None):
 
 
 def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", data=None, out: str | Path | None = None,
-              progress=None, keep_atom_history: bool = True, cuda_graphs: bool | None = None) -> dict:
+              progress=None, keep_atom_history: bool = True, cuda_graphs: bool | None = None,
+              atoms_every: int = 1) -> dict:
     """Train one run; return its record ``{"key", "config", "metrics", "run_info"}``.
 
     ``data``: a loaded ``limen.verify.data.Dataset`` (loaded from ``cfg.data`` when None).
     ``out``: folder for the per-neuron atom history (``atoms/<key>.npz``); nothing is written when None.
     ``progress``: optional callable ``(epoch, metrics_dict)`` called after every epoch.
     ``cuda_graphs``: replay full-batch steps from a CUDA graph (:class:`GraphedStep`); default
-    on for CUDA devices. Execution detail only: not part of the config or its key.
+    on for CUDA devices. ``atoms_every``: measure the probe atoms every k epochs (and at
+    epochs 0 and the last). Execution details only: not part of the config or its key,
+    and they do not change the training (the RNG is reseeded at every epoch end).
 
     ``metrics`` holds ``train_acc``/``val_acc``/``test_acc`` (final), ``history`` (one entry per
     epoch 0..epochs: accuracies, layer losses, mean hidden atoms, output atoms per neuron),
@@ -348,9 +351,18 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
     history, atom_hist = [], []
     t_train, n_steps = 0.0, 0
 
+    if atoms_every < 1:
+        raise ValueError(f"atoms_every must be at least 1, got {atoms_every}")
+    atom_epochs = []
+
     def record_epoch(epoch, loss_h, loss_o, train_acc):
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # probe sampling noise, reproducible
-        ah, ao = net.atoms(probe_x, probe_ctx)
+        torch.manual_seed(cfg.seed * 100003 + epoch)  # probe and evaluation noise, reproducible
+        ah = ao = None
+        if epoch % atoms_every == 0 or epoch == cfg.epochs:
+            ah, ao = net.atoms(probe_x, probe_ctx)
+            if ah is not None and keep_atom_history:
+                atom_hist.append(ah.float().cpu().numpy())
+                atom_epochs.append(epoch)
         entry = {
             "epoch": epoch,
             "train_acc": train_acc,
@@ -359,10 +371,8 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
             "loss_hidden": loss_h,
             "loss_output": loss_o,
             "atoms_hidden_mean": ah.mean(0).tolist() if ah is not None else None,
-            "atoms_output": ao.tolist(),
+            "atoms_output": ao.tolist() if ao is not None else None,
         }
-        if ah is not None and keep_atom_history:
-            atom_hist.append(ah.float().cpu().numpy())
         history.append(entry)
         if progress is not None:
             progress(epoch, entry)
@@ -393,7 +403,7 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
         atoms_file = Path("atoms") / f"{key}.npz"
         path = Path(out) / atoms_file
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, atoms=np.stack(atom_hist), names=np.array(names_h))
+        np.savez_compressed(path, atoms=np.stack(atom_hist), epochs=np.array(atom_epochs), names=np.array(names_h))
     last = history[-1]
     metrics = {
         "train_acc": last["train_acc"],
