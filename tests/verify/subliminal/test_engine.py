@@ -222,3 +222,26 @@ def test_head_geometry_matches_svd(k, m, d):
     assert torch.allclose(out["pinv"], torch.linalg.pinv(a), atol=1e-9)
     smin, smax = singular_extremes(a)
     assert torch.allclose(smin, sv[:, min(m, d) - 1], atol=1e-10) and torch.allclose(smax, sv[:, 0], atol=1e-10)
+
+
+def test_frozen_layers_and_class_truncation(fresh_cache, tiny):
+    cfg = tiny(n_classes=4, trainable="fc1:false", teacher_trainable="class_head:false", m=3)
+    (rec,), (mod,) = train_group([cfg], "cpu", cache=fresh_cache, return_models=True)
+    assert torch.equal(mod.student_init["fc1"][0], mod.student["fc1"][0])          # frozen student layer
+    assert not torch.equal(mod.student_init["fc2"][0], mod.student["fc2"][0])
+    assert torch.equal(mod.teacher_init["class_head"][0], mod.teacher["class_head"][0])  # frozen teacher head
+    assert mod.teacher["class_head"][0].shape == (4, 32) and len(rec["metrics"]["principal_cos"]) == 3
+
+
+def test_cnn_teacher_and_wide_layers(fresh_cache, tiny):
+    spec = [{"type": "conv2d", "out": 3, "kernel": 3, "padding": 1}, {"type": "linear", "out": 8}]
+    cfg = tiny(arch="cnn", cnn_spec=spec, hidden=(8,), student_arch="mlp", student_hidden=(8,),
+               init={"fc1": "random"}, teacher_init={"conv1": "random"}, m=4)
+    rec = train_group([cfg], "cpu", cache=fresh_cache)[0]["metrics"]
+    assert rec["cos"]["init_teacher_student"]["class_head.weight"] == pytest.approx(1.0)
+    # a layer wider than cka_max_features switches CKA to sample space on cka_samples test inputs
+    wide = tiny(hidden=(16, 300), m=5)
+    a = train_group([wide], "cpu", cache=fresh_cache)[0]["metrics"]
+    b = train_group([wide], "cpu", cache=fresh_cache, cka_max_features=100, cka_samples=360)[0]["metrics"]
+    assert b["cka_n_test"] == 360 and a["cka_test"] == pytest.approx(b["cka_test"], abs=1e-6)
+    assert a["cka_noise"] == pytest.approx(b["cka_noise"], abs=1e-6)  # all 128 eval-noise samples either way
