@@ -270,12 +270,9 @@ class RayExecutor:
                     on_done(groups[index], result)
                     n_done += 1
                 dispatch(wid)
-        except BaseException:
-            if not self.keep_workers:  # kept workers finish their current group; its result is dropped
+        finally:  # after an error, kept workers finish their current group and its result is dropped
+            if not self.keep_workers:
                 self.stop_workers()
-            raise
-        if not self.keep_workers:
-            self.stop_workers()
 
     def _wait_timeout(self, pending: dict, starting: dict[int, float]) -> float | None:
         """A deadline only while nothing but worker start-ups is pending."""
