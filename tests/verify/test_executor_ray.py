@@ -4,17 +4,18 @@ or killed.
 
 Most tests use a stand-in group function (a tiny torch model per config, deterministic
 from its seed, with a per-process teacher cache like the engine's) because it is quick
-and can crash on cue; the last ones run the real subliminal engine on digits, through
-``run_sweep`` and through ``limen run subliminal --executor ray --address ...``.
+and can crash on cue; the others run the infomorphic goal search (Optuna trials on the
+workers) and the real subliminal engine on digits, through ``run_sweep`` and through
+``limen run subliminal --executor ray --address ...``.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
