@@ -159,7 +159,7 @@ def _group_index(bins: torch.Tensor, n_bins: int, mask: int) -> tuple[torch.Tens
     """
     K, B, n = bins.shape
     srcs = [i for i in range(n) if mask >> i & 1]
-    key = bins[..., srcs[0]]
+    key = bins[..., srcs[0]].long()
     for i in srcs[1:]:
         key = key * n_bins + bins[..., i]
     size = n_bins ** len(srcs)
@@ -372,7 +372,7 @@ def dense_histogram(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int) -> 
     """The dense θ-histogram pmf ``(neurons, n_bins, …, n_bins, |T|)`` (what the public code builds)."""
     K, B, n = bins.shape
     T = p_target.shape[2]
-    key = bins[..., 0]
+    key = bins[..., 0].long()
     for i in range(1, n):
         key = key * n_bins + bins[..., i]
     hist = p_target.new_zeros(K, n_bins ** n, T)

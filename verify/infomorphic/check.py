@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .compare import DEFAULT_EPOCHS, DEFAULT_MODELS, STUDY_MNIST_N100, STUDY_ORDER, compare_models
 
-QUICK_EPOCHS = {"digits": 100, "fashion-mnist": 10, "mnist": 10}
+QUICK_EPOCHS = {"digits": 60, "fashion-mnist": 5, "mnist": 5}
 MARGIN = 0.01
 
 

@@ -99,6 +99,11 @@ class _BinaryST(torch.autograd.Function):
         return grad * 2.0 * s * (1.0 - s)
 
 
+def _graetz(f: torch.Tensor, x: torch.Tensor, k1: float, k2: float) -> torch.Tensor:
+    """Bivariate activation θ = σ(F·[k1 + (1 − k1)·2σ(k2·F·X)]) (X: context or lateral input)."""
+    return torch.sigmoid(f * (k1 + (1 - k1) * 2 * torch.sigmoid(k2 * f * x)))
+
+
 def _sample_pm1(theta: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.rand_like(theta) < theta, 1.0, -1.0).to(theta.dtype)
 
@@ -161,14 +166,13 @@ class InfomorphicNet(nn.Module):
             return torch.where(f > 0, 1.0, -1.0).to(f.dtype), None
         if kind == "bivariate-fc":
             c = self.hc(ctx)
-            theta = torch.sigmoid(f * (self.k1_hidden + (1 - self.k1_hidden) * 2 * torch.sigmoid(self.k2 * f * c)))
+            theta = _graetz(f, c, self.k1_hidden, self.k2)
             return _sample_pm1(theta.detach()), (torch.stack([f, c], -1), theta)
         y = torch.zeros_like(f)
         if kind == "bivariate-fl":
             for _ in range(self.passes):
                 lat = self._lateral(y)
-                theta = torch.sigmoid(f * (self.k1_hidden + (1 - self.k1_hidden) * 2
-                                           * torch.sigmoid(self.k2 * f * lat)))
+                theta = _graetz(f, lat, self.k1_hidden, self.k2)
                 y = _sample_pm1(theta.detach())
             return y, (torch.stack([f, lat], -1), theta)
         c = self.hc(ctx)
@@ -189,8 +193,7 @@ class InfomorphicNet(nn.Module):
         """Output θ (B, n_classes) and its PID sources (B, n_classes, 2)."""
         f = self.of(h)
         c = ctx + self.oc_bias
-        theta = torch.sigmoid(f * (self.k1_output + (1 - self.k1_output) * 2 * torch.sigmoid(self.k2 * f * c)))
-        return theta, torch.stack([f, c], -1)
+        return _graetz(f, c, self.k1_output, self.k2), torch.stack([f, c], -1)
 
     # ----------------------------------------------------------------- PID
     def _pid_inputs(self, sources: torch.Tensor, theta: torch.Tensor, fixed: bool):

@@ -10,15 +10,15 @@ one partial); epoch 0 is an evaluation before any update. Evaluation sets the la
 context to zero, flips the output neurons whose mean θ over the evaluated set is
 ≥ 0.5 and predicts the argmax. "Training accuracy" is measured during training with
 the label fed as context, as in the study. Atoms are measured at the end of every
-epoch on a fixed probe batch of training samples (the first ``batch_size`` of the
-training split) in training mode (label context, stochastic hidden outputs), in
-float64.
+``atoms_every``-th epoch (and the last) on a fixed probe batch of training samples (the
+first ``batch_size`` of the training split) in training mode (label context, stochastic
+hidden outputs), in float64.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..runinfo import run_info
 from .goals import OUTPUT_GOAL, atom_names, describe_goal, goal_vector
 from .model import KINDS, InfomorphicNet, flip_and_argmax, one_hot
 
-__all__ = ["InfomorphicConfig", "PRESETS", "preset", "train_run", "load_data", "prepare_data", "evaluate", "build",
+__all__ = ["InfomorphicConfig", "PRESETS", "preset", "train_run", "prepare_data", "evaluate", "build",
            "optimizers", "make_step", "GraphedStep", "validate_config"]
 
 #: named models used by the comparison: model kind + hidden goal
@@ -92,11 +92,6 @@ class InfomorphicConfig:
             object.__setattr__(self, "output_goal",
                                tuple(float(v) for v in np.asarray(self.output_goal, dtype=float).ravel()))
         validate_config(self)
-
-    @property
-    def hidden_kind(self) -> str | None:
-        return {"trivariate": "trivariate", "backprop": "trivariate", "bivariate-fc": "bivariate-fc",
-                "bivariate-fl": "bivariate-fl"}.get(self.kind)
 
     def gamma_hidden(self) -> np.ndarray | None:
         if self.kind not in ("trivariate", "bivariate-fc", "bivariate-fl"):
@@ -171,14 +166,6 @@ class Prepared:
     y_test: torch.Tensor
     n_classes: int
     name: str
-    extra: dict = field(default_factory=dict)
-
-
-def load_data(name: str, device: torch.device, root=None, n_classes=None):
-    """The data set as tensors on ``device`` (``limen.verify.data.load_dataset``)."""
-    from ..data import load_dataset
-
-    return load_dataset(name, root=root, n_classes=n_classes, device=device)
 
 
 def prepare_data(ds, val_fraction: float, seed: int, device: torch.device | None = None) -> Prepared:
@@ -331,7 +318,9 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
     """
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     if data is None:
-        data = load_data(cfg.data, dev, n_classes=cfg.n_classes)
+        from ..data import load_dataset
+
+        data = load_dataset(cfg.data, n_classes=cfg.n_classes, device=dev)
     prep = prepare_data(data, cfg.val_fraction, cfg.seed, dev)
     net = build(cfg, prep.x_train.shape[1], prep.n_classes, dev)
     graphs = dev.type == "cuda" if cuda_graphs is None else bool(cuda_graphs and dev.type == "cuda")
