@@ -350,6 +350,73 @@ def train_teachers(cfgs: Sequence[RunConfig], device: torch.device, data) -> lis
     return out
 
 
+# ----------------------------------------------------------------------------- shared computations
+
+class Sharing:
+    """Which members of a group share a noise stream (same seed) and a teacher (same cached teacher, no
+    per-run teacher perturbation of the body/class head), for computing those once.
+
+    ``seeds``: distinct seeds (noise streams) in first-seen order; ``noise_of[i]``: member i's stream;
+    teacher *slots* are distinct (teacher, seed) pairs, ``slot_of[i]`` member i's slot, ``slot_rep`` the
+    first member of each slot and ``slot_noise`` each slot's stream.
+    """
+
+    def __init__(self, group: Sequence[RunConfig], tkeys: Sequence[tuple]):
+        self.seeds = list(dict.fromkeys(c.seed for c in group))
+        pos = {sd: i for i, sd in enumerate(self.seeds)}
+        slots: dict[tuple, int] = {}
+        slot_of, rep = [], []
+        for i, (c, k) in enumerate(zip(group, tkeys)):
+            own = any(p.target == "teacher" and p.timing in TIMINGS[2:] and p.std > 0 and p.layers != ("aux_head",)
+                      for p in c.perturb)
+            key = ("member", i) if own else (k, c.seed)
+            if key not in slots:
+                slots[key] = len(rep)
+                rep.append(i)
+            slot_of.append(slots[key])
+        self._noise_of = [pos[c.seed] for c in group]
+        self._slot_of = slot_of
+        self.slot_rep = rep
+        self._slot_noise = [pos[group[i].seed] for i in rep]
+        self.n = len(group)
+        self._t: dict[str, torch.Tensor] = {}
+
+    def _index(self, name: str, values: list[int], device, identity_ok: bool = True) -> torch.Tensor | None:
+        """Index tensor, or None when gathering with it would be the identity."""
+        if identity_ok and values == list(range(len(values))):
+            return None
+        key = f"{name}@{device}"
+        if key not in self._t:
+            self._t[key] = torch.tensor(values, device=device)
+        return self._t[key]
+
+    def per_member(self, xu: torch.Tensor) -> torch.Tensor:
+        """Per-stream tensor ``[U, ...]`` -> per-member ``[S, ...]``."""
+        idx = self._index("noise_of", self._noise_of, xu.device)
+        return xu if idx is None else xu[idx]
+
+    def per_slot(self, xu: torch.Tensor) -> torch.Tensor:
+        """Per-stream tensor ``[U, ...]`` -> per-slot ``[n_slots, ...]``."""
+        idx = self._index("slot_noise", self._slot_noise, xu.device)
+        return xu if idx is None else xu[idx]
+
+    def slots_to_members(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-slot tensor ``[n_slots, ...]`` -> per-member ``[S, ...]``."""
+        idx = self._index("slot_of", self._slot_of, t.device)
+        return t if idx is None else t[idx]
+
+    def teacher_body(self, tp: nets.Params) -> nets.Params:
+        """The teacher body and class head of each slot (``[n_slots, ...]``)."""
+        if len(self.slot_rep) == self.n:
+            return tp
+        idx = self._index("slot_rep", self.slot_rep, next(iter(tp.values()))[0].device, identity_ok=False)
+        return {name: (w[idx], b[idx]) for name, (w, b) in tp.items() if name != "aux_head"}
+
+    def teacher_features(self, spec_t: nets.NetSpec, tbody: nets.Params, xu: torch.Tensor) -> torch.Tensor:
+        """Teacher last-hidden features per member ``[S, B, d]`` from per-stream inputs ``xu [U, B, ...]``."""
+        return self.slots_to_members(nets.body(spec_t, tbody, self.per_slot(xu)))
+
+
 # ----------------------------------------------------------------------------- the batched pass
 
 @dataclasses.dataclass
@@ -486,6 +553,10 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_
     mask = (torch.arange(mmax, device=dev).unsqueeze(0) < mvec.unsqueeze(1)).float().unsqueeze(1)  # [S,1,M]
 
     # -- distillation on noise
+    # Members with the same seed draw the same noise stream, and members that also share a cached
+    # teacher (not perturbed per run) see the same teacher features on it: both are computed once
+    # per distinct seed / (teacher, seed) and gathered per member (exact: identical computations).
+    share = Sharing(group, tkeys)
     flags = cfg0.trainable_flags("student")
     opt = _adam(sp, flags, cfg0.student_lr, dev, exclude=("class_head",))
     norm = tuple(data.normalization) if cfg0.normalize_noise else None
@@ -493,33 +564,36 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_
     noise_kw = dict(perlin_res=cfg0.perlin_res, normalization=norm)
     last = torch.zeros(s, device=dev, dtype=torch.float64)
     steps = cfg0.student_steps_per_epoch
+    useeds = share.seeds
     use_philox = cfg0.noise_pool is None and noise_rng == NOISE_RNG_PHILOX and cfg0.noise in ("uniform", "normal")
     if use_philox:
-        keys = philox_keys([derived_seed(c.seed, "student_training_noise") for c in group], dev)
+        keys = philox_keys([derived_seed(sd, "student_training_noise") for sd in useeds], dev)
     elif cfg0.noise_pool is None:
-        gens = [nets.generator(derived_seed(c.seed, "student_training_noise"), dev) for c in group]
+        gens = [nets.generator(derived_seed(sd, "student_training_noise"), dev) for sd in useeds]
     else:
-        pool_gens = [nets.generator(derived_seed(c.seed, "student_noise_pool"), dev) for c in group]
+        pool_gens = [nets.generator(derived_seed(sd, "student_noise_pool"), dev) for sd in useeds]
         pool = torch.cat([draw(cfg0.noise, pool_gens, min(bsz, cfg0.noise_pool - a), image_shape, dev, **noise_kw)
                           for a in range(0, cfg0.noise_pool, bsz)], dim=1)
-        shuf = [nets.generator(derived_seed(c.seed, "student_noise_shuffle"), dev) for c in group]
+        shuf = [nets.generator(derived_seed(sd, "student_noise_shuffle"), dev) for sd in useeds]
+    tbody = share.teacher_body(tp)
     n_last = 0
     for epoch in range(cfg0.student_epochs):
         if cfg0.noise_pool is not None:
             perm = torch.stack([torch.randperm(cfg0.noise_pool, generator=g, device=dev) for g in shuf])
         for step in range(steps):
             if use_philox:
-                x = draw_philox(cfg0.noise, keys, epoch * steps + step, bsz, image_shape, norm)
+                xu = draw_philox(cfg0.noise, keys, epoch * steps + step, bsz, image_shape, norm)
             elif cfg0.noise_pool is None:
-                x = draw(cfg0.noise, gens, bsz, image_shape, dev, **noise_kw)
+                xu = draw(cfg0.noise, gens, bsz, image_shape, dev, **noise_kw)
             else:
                 idx = perm[:, step * bsz:(step + 1) * bsz]
-                x = torch.gather(pool, 1, idx.view(s, -1, *([1] * len(image_shape))).expand(-1, -1, *image_shape))
+                xu = torch.gather(pool, 1, idx.view(len(useeds), -1, *([1] * len(image_shape))).expand(
+                    -1, -1, *image_shape))
             with torch.no_grad():
-                zt = nets.head(tp, "aux_head", nets.body(spec_t, tp, x))
-            zs = nets.head(sp, "aux_head", nets.body(spec_s, sp, x))
+                zt = nets.head(tp, "aux_head", share.teacher_features(spec_t, tbody, xu))
+            zs = nets.head(sp, "aux_head", nets.body(spec_s, sp, share.per_member(xu)))
             r = (zs - zt) * mask
-            loss = r.pow(2).sum((1, 2)) / (x.shape[1] * mvec)
+            loss = r.pow(2).sum((1, 2)) / (xu.shape[1] * mvec)
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
@@ -537,7 +611,8 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_
     t_student = time.perf_counter()
 
     # -- evaluation
-    met = _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms, cka_max_features, cka_samples)
+    met = _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms, cka_max_features, cka_samples,
+                    share)
     met["student_train_aux_loss_last"] = last / n_last if n_last else torch.full((s,), float("nan"), device=dev,
                                                                                    dtype=torch.float64)
     for name in ("teacher_init_acc", "teacher_init_ce", "teacher_final_acc", "teacher_final_ce", "teacher_train_loss_last"):
@@ -605,8 +680,10 @@ def _index(v, i):
 
 
 @torch.no_grad()
-def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms, cka_max_features, cka_samples):
+def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms, cka_max_features, cka_samples,
+              share: Sharing):
     s = len(group)
+    tbody = share.teacher_body(tp)  # after the after_student_training perturbations
     met: dict[str, Any] = {}
     # head geometry per distinct m (float64), pinv of the student's initial aux head for the oracle
     d_s, d_t = spec_s.feat_dim, spec_t.feat_dim
@@ -651,7 +728,10 @@ def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms
     sub = {"t": [], "s0": [], "s1": []}
     for a in range(0, n, chunk):
         xb, yb = x[a:a + chunk], y[a:a + chunk]
-        ht, yt, zt = nets.forward(spec_t, tp, xb, shared=True)
+        h_slots = nets.body(spec_t, tbody, xb, shared=True)  # teachers shared by several runs: once
+        ht = share.slots_to_members(h_slots)
+        yt = share.slots_to_members(nets.head(tbody, "class_head", h_slots))
+        zt = nets.head(tp, "aux_head", ht)
         h0, y0, z0 = nets.forward(spec_s, sp0, xb, shared=True)
         h1 = nets.body(spec_s, sp, xb, shared=True)
         y1 = nets.head(sp, "class_head", h1)
@@ -688,7 +768,7 @@ def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms
 
     # held-out noise: aux MSE (init/final) and CKA on noise
     cfg0 = group[0]
-    gens = [nets.generator(derived_seed(c.seed, "eval_noise"), dev) for c in group]
+    gens = [nets.generator(derived_seed(sd, "eval_noise"), dev) for sd in share.seeds]
     norm = tuple(data.normalization) if cfg0.normalize_noise else None
     mse0, mse1 = z(), z()
     ck0, ck1 = CKA(), CKA()
@@ -697,8 +777,10 @@ def _evaluate(group, dev, data, spec_t, spec_s, tp, tp0, sp, sp0, mask, mvec, ms
     for _ in range(cfg0.eval_noise_batches):
         xb = draw(cfg0.noise, gens, cfg0.eval_noise_batch, tuple(data.image_shape), dev, cfg0.perlin_res, norm)
         for a in range(0, xb.shape[1], chunk):
-            xc = xb[:, a:a + chunk]
-            ht, _, zt = nets.forward(spec_t, tp, xc)
+            xu = xb[:, a:a + chunk]
+            ht = share.teacher_features(spec_t, tbody, xu)
+            zt = nets.head(tp, "aux_head", ht)
+            xc = share.per_member(xu)
             h0, _, z0 = nets.forward(spec_s, sp0, xc)
             h1, _, z1 = nets.forward(spec_s, sp, xc)
             mse0 += ((z0 - zt) * mask).double().pow(2).sum((1, 2))

@@ -37,15 +37,20 @@ def test_ensemble_equals_separate_runs(fresh_cache, tiny):
     # different seeds, m (padded 3 -> 10), init sources, perturbations in one group
     group = [tiny(seed=0, m=3), tiny(seed=1, m=10, init="random,random,A,A"),
              tiny(seed=2, m=7, init="A,A,A,random", perturb=["student:aux_head,std=0.05"]),
-             tiny(seed=0, m=10, init="A,A,random,A")]
+             tiny(seed=0, m=10, init="A,A,random,A"),
+             # same seed as member 1 (shared noise stream) but its own perturbed copy of the teacher
+             tiny(seed=1, m=4, perturb=["teacher:fc2,std=0.05,timing=before_student_training"])]
     assert len(plan_groups(group, pad_ratio=10)) == 1
+    from limen.verify.subliminal.engine import Sharing, teacher_key
+    share = Sharing(group, [teacher_key(c) for c in group])
+    assert share.seeds == [0, 1, 2] and len(share.slot_rep) == 4  # seed 0's two runs share teacher and noise
     together = train_group(group, "cpu", cache=fresh_cache)
     for cfg, rec in zip(group, together):
         from limen.verify.subliminal import TeacherCache
         alone = train_group([cfg], "cpu", cache=TeacherCache())[0]
         assert alone["key"] == rec["key"]
         _assert_metrics_close(rec["metrics"], alone["metrics"])
-        assert rec["run_info"]["group_size"] == 4 and alone["run_info"]["group_size"] == 1
+        assert rec["run_info"]["group_size"] == 5 and alone["run_info"]["group_size"] == 1
 
 
 def test_shared_and_random_layers_and_frozen_class_head(fresh_cache, tiny):
