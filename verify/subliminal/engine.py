@@ -509,22 +509,13 @@ def _train_group(group, dev, data_root, allow_tf32, return_models, cache, noise_
 
     # -- teachers: cached or trained now as one ensemble
     tkeys = [(teacher_key(c), str(dev), bool(allow_tf32)) for c in group]  # TF32 changes the numbers
-    missing: dict[tuple, RunConfig] = {}
-    cached_flags = []
-    for k, c in zip(tkeys, group):
-        hit = k in cache or k in missing
-        cached_flags.append(k in cache)
-        if not hit:
-            missing[k] = c
-    for k in tkeys:
-        if k in cache:
-            cache.hits += 1
+    cached_flags = [k in cache for k in tkeys]
+    cache.hits += sum(cached_flags)
+    missing = {k: c for k, c, hit in zip(tkeys, group, cached_flags) if not hit}  # one config per teacher
     cache.misses += len(missing)
-    fresh: dict[tuple, TeacherEntry] = {}
-    if missing:
-        for k, e in zip(missing, train_teachers(list(missing.values()), dev, data)):
-            fresh[k] = e
-            cache.put(k, e)
+    fresh = dict(zip(missing, train_teachers(list(missing.values()), dev, data))) if missing else {}
+    for k, e in fresh.items():
+        cache.put(k, e)
     entries = [fresh.get(k) or cache.get(k) for k in tkeys]
     t_teacher = time.perf_counter()
 

@@ -44,10 +44,6 @@ class Layer:
     out_shape: tuple[int, ...] = ()  # per-sample output shape after activation/pool
 
     @property
-    def fan_in(self) -> int:
-        return int(math.prod(self.weight_shape[1:]))
-
-    @property
     def n_params(self) -> int:
         return int(math.prod(self.weight_shape)) + self.weight_shape[0]
 
@@ -78,9 +74,6 @@ class NetSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(lyr.name for lyr in self.layers)
-
-    def with_m(self, m: int) -> "NetSpec":
-        return dataclasses.replace(self, m=m)
 
     def body_params(self) -> int:
         return sum(lyr.n_params for lyr in self.body) + (self.n_classes + 1) * self.feat_dim
