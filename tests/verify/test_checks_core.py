@@ -99,3 +99,23 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert (tmp_path / "toy-check" / "summary.json").exists()
     # an unknown check is an error
     assert main(["check", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_python_api_with_a_callable_and_with_a_theory_result(tmp_path):
+    from limen import theory, verify
+    from limen.verify.subliminal import RunConfig
+
+    res = verify.check(lambda: 0.5, lambda seed: 0.5 + 0.001 * seed, seeds=4, tolerance=0.01)
+    assert [r.verdict for r in res.rows] == ["PASS"]
+    res = verify.check(0.0, lambda seed: 1.0 + 0.01 * seed, seeds=3, rule="at_most")
+    assert res.rows[0].verdict == "FAIL"  # a bound that does not hold is a result, not an error
+
+    runs = [RunConfig(m=m, hidden=(8, 8), teacher_epochs=1, student_epochs=1, noise_steps=3, noise_batch=50,
+                      eval_noise_batches=1, eval_noise_batch=50) for m in (2, 8)]
+    res = verify.check(theory.get("random-projector-mean"), runs, measure="check.transfer_fraction", seeds=2,
+                       device="cpu", out=tmp_path, name="mine")
+    assert [r.predicted for r in res.rows] == [0.25, 1.0]  # min(m, d)/d with d = 8, from the configs
+    assert all(r.measured.n == 2 for r in res.rows) and "m = 2" in res.rows[0].quantity
+    assert json.loads((tmp_path / "mine" / "summary.json").read_text())["rows"]
+    with pytest.raises(ValueError, match="rule"):
+        verify.check(0.0, lambda s: 0.0, rule="nearly")

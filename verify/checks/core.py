@@ -73,7 +73,11 @@ class Measurement:
             return fmt(self.mean)
         if self.method in ("max", "min"):
             return f"{self.method} {fmt(self.mean)} (n={self.n})"
+        if math.isinf(self.mean) and math.isfinite(self.lo):
+            return f"> {fmt(self.lo)} (not reached; n={self.n})"
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+            if math.isfinite(self.lo):
+                return f"{fmt(self.mean)} [{fmt(self.lo, 3)}, inf] (n={self.n})"
             return f"{fmt(self.mean)} (n={self.n}, no CI)"
         half = (self.hi - self.lo) / 2
         if abs((self.mean - self.lo) - half) <= 1e-9 * max(abs(half), 1e-300):

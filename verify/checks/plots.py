@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -42,6 +43,9 @@ def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | 
         ax.axhline(v, ls=":", lw=1.2, color="grey", label=label)
     if logx:
         ax.set_xscale("log")
+        ax.set_xticks(x[x > 0])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -69,11 +73,11 @@ def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[flo
         for key in dict.fromkeys(g.tolist()):
             sel = g == key
             ax.scatter(p[sel], m[sel], s=8, alpha=0.5, label=str(key))
-        ax.legend(fontsize=7, loc="best")
     if diagonal and p.size:
         finite = np.concatenate([p[np.isfinite(p)], m[np.isfinite(m)]])
         lo, hi = float(finite.min()), float(finite.max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.legend(fontsize=7, loc="best")
     if logx:
         ax.set_xscale("log")
     if logy:

@@ -33,15 +33,15 @@ def width(ctx) -> int:
 
 
 def n_classes(ctx) -> int:
+    """Number of classes K of the context's data set (chance = 1/K)."""
     from limen.verify.subliminal.config import KNOWN_DATA
 
-    return KNOWN_DATA[ctx.data.lower()] if ctx.data.lower() in KNOWN_DATA else 10
+    return KNOWN_DATA[ctx.data.lower()]
 
 
 def describe(ctx) -> dict:
-    """The sizes used, for summary.json."""
-    from limen.verify.subliminal import RunConfig
-
+    """The run settings shared by the preset's runs, for summary.json."""
     from limen.verify.records import config_dict
+    from limen.verify.subliminal import RunConfig
 
     return config_dict(RunConfig(**base(ctx)))
