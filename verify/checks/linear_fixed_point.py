@@ -124,7 +124,8 @@ def run(ctx: CheckContext) -> CheckResult:
         plot_curves[regime] = m
     fig_traj = _plot(ctx, plot_curves, by_regime)
     notes = [f"learning rate = {LR_FRACTION} × theory.gd_stability_limit(A, X); {STEPS} full-batch steps; "
-             f"{n_seeds} seeds per regime; measured = worst case over seeds (float64)."]
+             f"{n_seeds} seeds per regime; measured = worst case over seeds (float64).",
+             "inputs are U[−1, 1] noise and held-out noise: this check uses no data set (--data is ignored)."]
     return CheckResult(
         preset="linear-fixed-point",
         title="linear student by GD on noise vs closed-form trajectory and fixed point (R3.1)",

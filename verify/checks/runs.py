@@ -9,6 +9,18 @@ from typing import Callable, Sequence
 from limen.verify.records import ResultStore, config_dict, config_key
 
 
+class _Quiet:
+    def advance(self, n: int = 1, message: str | None = None) -> None:
+        pass
+
+
+def _bar(enabled: bool, total: int, description: str):
+    """A progress bar (``limen.verify.progress``) when enabled, else a context yielding a no-op ticker."""
+    from limen.verify.progress import progress
+
+    return progress(total, description) if enabled else contextlib.nullcontext(_Quiet())
+
+
 def run_configs(configs: Sequence, path: str | Path, fn: Callable[[object], dict], *,
                 progress: bool = False, description: str = "runs") -> list[dict]:
     """Records for ``configs`` in order: finished ones read from ``path``, the rest computed by ``fn``.
@@ -16,7 +28,6 @@ def run_configs(configs: Sequence, path: str | Path, fn: Callable[[object], dict
     ``fn(config) -> metrics dict``; each new record ``{"key", "config", "metrics", "run_info"}``
     is appended to the store as soon as it finishes, so an interrupted check resumes.
     """
-    from limen.verify.progress import progress as bar
     from limen.verify.runinfo import run_info
 
     store = ResultStore(path)
@@ -24,13 +35,12 @@ def run_configs(configs: Sequence, path: str | Path, fn: Callable[[object], dict
     todo = [c for c in configs if config_key(c) not in have]
     if todo:
         info = run_info()
-        with (bar(len(todo), description) if progress else contextlib.nullcontext()) as tick:
+        with _bar(progress, len(todo), description) as tick:
             for cfg in todo:
                 rec = {"key": config_key(cfg), "config": config_dict(cfg), "metrics": fn(cfg), "run_info": info}
                 store.append(rec)
                 have[rec["key"]] = rec
-                if tick is not None:
-                    tick.advance()
+                tick.advance()
     return [have[config_key(c)] for c in configs]
 
 
@@ -80,12 +90,11 @@ def engine_runs(configs: Sequence, ctx, *, measure: bool = False, description: s
             have[rec["key"]] = rec
     elif todo:
         from limen.verify.device import resolve_device
-        from limen.verify.progress import progress as bar
 
         from .measure import run_measures
 
         device = resolve_device(ctx.device)
-        with (bar(len(todo), description) if ctx.progress else contextlib.nullcontext()) as tick:
+        with _bar(ctx.progress, len(todo), description) as tick:
             for group in plan_groups(todo):
                 recs, models = train_group(group, device, data_root=ctx.data_dir, return_models=True)
                 data = get_data(group[0], device, ctx.data_dir)
@@ -93,6 +102,5 @@ def engine_runs(configs: Sequence, ctx, *, measure: bool = False, description: s
                     rec["check"] = run_measures(mod, data.x_test, data.y_test)
                 store.extend(recs)
                 have.update((r["key"], r) for r in recs)
-                if tick is not None:
-                    tick.advance(len(recs))
+                tick.advance(len(recs))
     return [have[config_key(c)] for c in configs]
