@@ -20,14 +20,10 @@ import argparse
 import json
 from pathlib import Path
 
-_FIELD_ARGS = {
-    # argparse dest -> RunConfig field
-    "m": "m", "hidden": "hidden", "student_hidden": "student_hidden", "arch": "arch", "student_arch": "student_arch",
-    "init": "init", "teacher_init": "teacher_init", "trainable": "trainable", "teacher_trainable": "teacher_trainable",
-    "teacher_epochs": "teacher_epochs", "student_epochs": "student_epochs", "batch_size": "batch_size",
-    "noise": "noise", "noise_steps": "noise_steps", "noise_batch": "noise_batch", "noise_pool": "noise_pool",
-    "perlin_res": "perlin_res", "teacher_lr": "teacher_lr", "student_lr": "student_lr", "n_classes": "n_classes",
-}
+#: RunConfig fields set by options of the same name (``--student-hidden`` -> ``student_hidden``)
+_FIELD_OPTIONS = ("m", "hidden", "student_hidden", "arch", "student_arch", "init", "teacher_init", "trainable",
+                  "teacher_trainable", "teacher_epochs", "student_epochs", "batch_size", "noise", "noise_steps",
+                  "noise_batch", "noise_pool", "perlin_res", "teacher_lr", "student_lr", "n_classes")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -105,7 +101,7 @@ def build_configs(args) -> tuple[list, str]:
     from .config import RunConfig
     from .sweeps import SWEEPS
 
-    fields = {f: getattr(args, dest) for dest, f in _FIELD_ARGS.items() if getattr(args, dest, None) is not None}
+    fields = {f: getattr(args, f) for f in _FIELD_OPTIONS if getattr(args, f, None) is not None}
     if args.normalize_noise:
         fields["normalize_noise"] = True
     if args.perturb:
