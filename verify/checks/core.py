@@ -15,7 +15,9 @@ Intervals: :func:`mean_ci` is the Student-t interval of the mean over seeds
 (``mean ± t_{0.975, n-1} s / sqrt(n)``; with one seed it is unbounded, so such a
 row can only be INCONCLUSIVE); :func:`bootstrap_ci` is a percentile bootstrap
 (for statistics that are not means, e.g. a correlation over an m-sweep);
-:func:`exact` is a deterministic number (interval of width 0) and :func:`worst`
+bootstrap intervals need at least ``MIN_BOOTSTRAP`` (4) samples -- with fewer
+there are too few distinct resamples, and the interval is left unbounded (so the
+verdict is INCONCLUSIVE); :func:`exact` is a deterministic number (interval of width 0) and :func:`worst`
 the maximum (or minimum) over runs, used where a prediction must hold on every
 run (exact identities, bounds).
 """
@@ -74,7 +76,7 @@ class Measurement:
         if self.method in ("max", "min"):
             return f"{self.method} {fmt(self.mean)} (n={self.n})"
         if math.isinf(self.mean) and math.isfinite(self.lo):
-            return f"> {fmt(self.lo)} (not reached; n={self.n})"
+            return f"not reached [{fmt(self.lo, 3)}, inf] (n={self.n})"
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
             if math.isfinite(self.lo):
                 return f"{fmt(self.mean)} [{fmt(self.lo, 3)}, inf] (n={self.n})"
@@ -109,6 +111,9 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Measurement:
     return Measurement(mean, mean - half, mean + half, n, "t95", tuple(arr))
 
 
+MIN_BOOTSTRAP = 4  # fewer samples have too few distinct resamples for a percentile interval
+
+
 def bootstrap_ci(samples: Sequence[Any], statistic: Callable[[list], float], *, n_boot: int = 2000,
                  level: float = 0.95, seed: int = 0) -> Measurement:
     """Percentile bootstrap of ``statistic`` over resampled ``samples`` (e.g. seeds).
@@ -120,6 +125,8 @@ def bootstrap_ci(samples: Sequence[Any], statistic: Callable[[list], float], *, 
     if not samples:
         raise ValueError("bootstrap needs at least one sample")
     point = float(statistic(samples))
+    if len(samples) < MIN_BOOTSTRAP:
+        return Measurement(point, -math.inf, math.inf, len(samples), "bootstrap95")
     rng = np.random.default_rng(seed)
     stats_ = []
     for _ in range(n_boot):
@@ -127,7 +134,7 @@ def bootstrap_ci(samples: Sequence[Any], statistic: Callable[[list], float], *, 
         v = float(statistic([samples[i] for i in idx]))
         if math.isfinite(v):
             stats_.append(v)
-    if len(samples) < 2 or len(stats_) < n_boot // 2:
+    if len(stats_) < n_boot // 2:
         return Measurement(point, -math.inf, math.inf, len(samples), "bootstrap95")
     lo, hi = np.quantile(stats_, [0.5 - level / 2, 0.5 + level / 2])
     return Measurement(point, float(lo), float(hi), len(samples), "bootstrap95")

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .core import Measurement
+from .core import MIN_BOOTSTRAP, Measurement
 
 
 def crossing(x: Sequence[float], y: Sequence[float], level: float, *, direction: str = "down") -> float:
@@ -35,15 +35,18 @@ def crossing_ci(x: Sequence[float], per_seed: np.ndarray, level: Callable[[np.nd
                 direction: str = "down", n_boot: int = 2000, seed: int = 0) -> Measurement:
     """Crossing of the seed-mean curve, with a percentile bootstrap over seeds (rows of ``per_seed``).
 
+    Fewer than ``MIN_BOOTSTRAP`` seeds give an unbounded interval (too few distinct resamples).
+
     ``level(mean_curve) -> float`` sets the level from the (resampled) mean curve, e.g.
     half-way between its start and chance. An interval bound that is never reached on
-    the grid is ``inf``; resamples whose crossing lies below the grid are dropped.
+    the grid is ``inf`` (a lower bound never reached is the grid's end: the crossing lies
+    beyond it); resamples whose crossing lies below the grid are dropped.
     """
     Y = np.asarray(per_seed, dtype=float)
     mean = Y.mean(axis=0)
     point = crossing(x, mean, level(mean), direction=direction)
     n = Y.shape[0]
-    if n < 2:
+    if n < MIN_BOOTSTRAP:
         return Measurement(point, -math.inf, math.inf, n, "bootstrap95")
     rng = np.random.default_rng(seed)
     vals = []
@@ -54,5 +57,7 @@ def crossing_ci(x: Sequence[float], per_seed: np.ndarray, level: Callable[[np.nd
     vals = vals[~np.isnan(vals)]
     if vals.size < n_boot // 2:
         return Measurement(point, -math.inf, math.inf, n, "bootstrap95")
-    lo, hi = np.quantile(vals, [0.025, 0.975], method="inverted_cdf")
-    return Measurement(point, float(lo), float(hi), n, "bootstrap95")
+    lo, hi = (float(v) for v in np.quantile(vals, [0.025, 0.975], method="inverted_cdf"))
+    if math.isinf(lo):  # not reached on the grid even at the lower bound: all we know is "beyond the grid"
+        lo = float(np.max(x))
+    return Measurement(point, lo, hi, n, "bootstrap95")

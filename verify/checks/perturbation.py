@@ -71,8 +71,6 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
                         "no transfer at σ = 0 (accuracy not clearly above chance): midpoint undefined"))
     else:
         mid = crossing_ci(sigmas, acc, half, direction="down")
-        if math.isinf(mid.mean):
-            mid = Measurement(math.inf, sigmas[-1], math.inf, mid.n, mid.method)
         rows.append(within_factor("accuracy midpoint σ_mid (half-way from σ = 0 to chance)", sigma_star, mid, FACTOR,
                                   detail=star_text))
         if math.isfinite(mid.mean):
