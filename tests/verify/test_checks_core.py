@@ -19,6 +19,7 @@ from limen.verify.checks import (
     info,
     mean_ci,
     within,
+    within_factor,
     worst,
 )
 
@@ -119,3 +120,22 @@ def test_python_api_with_a_callable_and_with_a_theory_result(tmp_path):
     assert json.loads((tmp_path / "mine" / "summary.json").read_text())["rows"]
     with pytest.raises(ValueError, match="rule"):
         verify.check(0.0, lambda s: 0.0, rule="nearly")
+
+
+def test_crossing_points_and_their_intervals():
+    from limen.verify.checks.curves import crossing, crossing_ci
+
+    assert crossing([1, 2, 4], [0.0, 0.4, 0.8], 0.5, direction="up") == pytest.approx(2 * 2 ** 0.25)  # log-x
+    assert crossing([0, 1], [1.0, 0.0], 0.5) == pytest.approx(0.5)  # linear when x = 0 is on the grid
+    assert math.isinf(crossing([1, 2], [0.0, 0.1], 0.5, direction="up"))  # never reached
+    assert math.isnan(crossing([1, 2], [0.9, 1.0], 0.5, direction="up"))  # below the grid
+    rng = np.random.default_rng(1)
+    Y = np.linspace(0, 1, 6) + 0.02 * rng.standard_normal((6, 6))
+    m = crossing_ci(np.arange(1, 7), Y, lambda c: 0.5, direction="up")
+    assert m.lo <= m.mean <= m.hi and m.hi - m.lo < 1
+    assert math.isinf(crossing_ci([1, 2, 3], Y[:3, :3], lambda c: 0.5, direction="up").hi)  # 3 seeds: no interval
+    flat = np.zeros((5, 4))
+    never = crossing_ci([1, 2, 4, 8], flat, lambda c: 0.5, direction="up")
+    assert math.isinf(never.mean) and never.lo == 8  # beyond the grid
+    assert within_factor("D", 2.0, never, 2.0).verdict == Verdict.FAIL  # grid end 8 > 2 * 2
+    assert within_factor("D", 8.0, never, 2.0).verdict == Verdict.INCONCLUSIVE
