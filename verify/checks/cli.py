@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the check's own)")
     parser.add_argument("--quick", action="store_true", help="small sizes (laptop CPU, minutes for all checks)")
     parser.add_argument("--out", default="reports", help="report root; each check writes OUT/PRESET/ (default reports)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: 1 with --quick on the CPU, whose small matrices run "
+                             "fastest single-threaded, else torch's default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -48,6 +51,21 @@ def _list() -> int:
     return 0
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    """``--threads``, or one thread for ``--quick`` on the CPU: tiny matrices gain nothing from a second
+    thread, and on a busy machine its hand-offs made the quick checks several times slower (measured)."""
+    import torch
+
+    from limen.verify.device import resolve_device
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    elif args.quick and resolve_device(args.device).type == "cpu":
+        torch.set_num_threads(1)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.list or not args.preset:
         if not args.list:
@@ -59,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
     from .registry import get, names, run_preset
     from .report import overview, print_result
 
+    _set_threads(args)
     console = Console()
     options = dict(data=args.data, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
                    quick=args.quick, progress=not args.no_progress and console.is_terminal)
