@@ -230,16 +230,16 @@ def test_summary_rules():
 
 
 def test_compare_models_resumes(digits, tmp_path, monkeypatch):
-    from limen.verify.infomorphic import compare
+    from limen.verify.infomorphic import compare, train
 
     calls = []
-    orig = compare.train_run
+    orig = train.train_run
 
     def counting(cfg, **kw):
         calls.append(cfg.model)
         return orig(cfg, **kw)
 
-    monkeypatch.setattr(compare, "train_run", counting)
+    monkeypatch.setattr(train, "train_run", counting)
     res = compare.compare_models("digits", n_hidden=4, seeds=2, epochs=1, device="cpu",
                                  models=("readout", "random-projection"), out=tmp_path, batch_size=512)
     assert len(res["records"]) == 4 and len(calls) == 4
@@ -294,3 +294,14 @@ def test_check_preset_rows(tmp_path, monkeypatch):
     assert verdicts == [Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.PASS, Verdict.PASS]
     assert res.rows[4].verdict == Verdict.INFO and res.rows[5].predicted == "MNIST 0.952"
     json.dumps(res.to_dict(), default=str)
+
+
+def test_goal_search_local(digits, tmp_path):
+    pytest.importorskip("optuna")
+    from limen.verify.infomorphic.search import goal_search
+
+    res = goal_search(2, data="digits", n_hidden=4, epochs=1, device="cpu", out=tmp_path, batch_size=512)
+    assert res["n_trials"] == 2 and len(res["trials"]) == 2 and len(res["best_gamma"]) == 19
+    assert res["best_gamma"][18] == 0.0 and all(-1 <= g <= 1 for g in res["best_gamma"])
+    assert res["best_val_acc"] == max(t["val_acc"] for t in res["trials"])
+    assert len((tmp_path / "search.jsonl").read_text().splitlines()) == 2

@@ -91,15 +91,12 @@ def main(args: argparse.Namespace) -> int:
     if args.list_goals:
         _list_goals()
         return 0
-    import torch  # noqa: F401  (heavy imports only now)
     from rich.console import Console
 
-    from ..data import load_dataset
-    from ..device import resolve_device
     from ..progress import progress
     from ..records import ResultStore, config_key
     from .compare import DEFAULT_EPOCHS, DEFAULT_MODELS, summary_of
-    from .train import PRESETS, _PRESET_ALIASES, preset, train_run
+    from .train import PRESETS, _PRESET_ALIASES, preset, train_configs
 
     console = Console(stderr=True)
     out = Path(args.out)
@@ -136,29 +133,23 @@ def main(args: argparse.Namespace) -> int:
             for s in range(args.seeds):
                 configs.append(preset(m, n_hidden=n, seed=s, **common, **extra))
     store = ResultStore(out / "records.jsonl")
-    have = {r["key"]: r for r in store.records()}
-    todo = [c for c in configs if config_key(c) not in have]
+    have = {r["key"] for r in store.records()}
+    todo = [c for c in dict.fromkeys(configs) if config_key(c) not in have]
     console.print(f"infomorphic: {len(configs)} runs ({len(configs) - len(todo)} already in {store.path}), "
                   f"data {args.data}, epochs {epochs}")
-    if todo:
-        dev = resolve_device(args.device)
-        ds = load_dataset(args.data, root=args.data_dir, device=dev)
-        total = sum(c.epochs + 1 for c in todo)
-        with progress(total, "training") as tick:
-            for cfg in todo:
-                label = f"{cfg.model} N={cfg.n_hidden} seed {cfg.seed}"
+    with progress(max(sum(c.epochs + 1 for c in todo), 1), "training") as tick:
+        def on_epoch(cfg, epoch, entry):
+            tick.advance(1, f"{cfg.model} N={cfg.n_hidden} seed {cfg.seed} epoch {epoch}: "
+                            f"test {100 * entry['test_acc']:.1f}%")
 
-                def report(epoch, entry, label=label):
-                    tick.advance(1, f"{label} epoch {epoch}: test {100 * entry['test_acc']:.1f}%")
+        def on_run(cfg, rec):
+            m = rec["metrics"]
+            console.print(f"  {cfg.model} N={cfg.n_hidden} seed {cfg.seed}: test {100 * m['test_acc']:.2f}%  "
+                          f"val {100 * m['val_acc']:.2f}%  ({m['step_ms']:.1f} ms/step)")
 
-                rec = train_run(cfg, device=dev, data=ds, out=out, progress=report,
-                                cuda_graphs=False if args.no_cuda_graphs else None, atoms_every=args.atoms_every)
-                store.append(rec)
-                have[rec["key"]] = rec
-                console.print(f"  {label}: test {100 * rec['metrics']['test_acc']:.2f}%  "
-                              f"val {100 * rec['metrics']['val_acc']:.2f}%  "
-                              f"({rec['metrics']['step_ms']:.1f} ms/step)")
-    records = [have[config_key(c)] for c in configs]
+        records = train_configs(configs, out=out, device=args.device, data_root=args.data_dir, on_epoch=on_epoch,
+                                on_run=on_run, cuda_graphs=False if args.no_cuda_graphs else None,
+                                atoms_every=args.atoms_every)
     _print_table(records, console)
     summary = {}
     if args.compare:

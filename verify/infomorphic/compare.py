@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..records import ResultStore, config_key
-from .train import preset, train_run
+from .train import preset, train_configs
 
 __all__ = ["compare_models", "STUDY_ORDER", "STUDY_MNIST_N100", "summarise", "pairwise"]
 
@@ -94,35 +94,19 @@ def compare_models(data: str = "digits", n_hidden: int = 100, seeds: int = 5, ep
     relation of :data:`STUDY_ORDER` among the compared models, ``summary["ordering_holds"]``
     True/False/None (None: some relation inconclusive), and ``summary["rules"]`` the rules.
     """
-    from ..data import load_dataset
-    from ..device import resolve_device
-
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
     if epochs is None:
         epochs = DEFAULT_EPOCHS.get(data, 100)
-    dev = resolve_device(device)
     configs = [preset(m, data=data, n_hidden=n_hidden, epochs=epochs, seed=s, **overrides)
                for m in models for s in range(seeds)]
-    store = ResultStore(Path(out) / "records.jsonl") if out is not None else None
-    have = {r["key"]: r for r in store.records()} if store is not None else {}
-    ds = None
-    records = []
+    have = {r["key"] for r in ResultStore(Path(out) / "records.jsonl").records()} if out is not None else set()
+    todo = len({config_key(c) for c in configs} - have)
     from ..progress import progress as bar
 
-    todo = sum(config_key(c) not in have for c in configs)
     with bar(max(todo, 1), f"infomorphic {data} N={n_hidden}", enabled=progress or None) as tick:
-        for cfg in configs:
-            key = config_key(cfg)
-            if key not in have:
-                if ds is None:
-                    ds = load_dataset(data, root=data_root, device=dev)
-                rec = train_run(cfg, device=dev, data=ds, out=out, atoms_every=atoms_every)
-                if store is not None:
-                    store.append(rec)
-                have[key] = rec
-                tick.advance(1, f"{cfg.model} seed {cfg.seed}")
-            records.append(have[key])
+        records = train_configs(configs, out=out, device=device, data_root=data_root, atoms_every=atoms_every,
+                                on_run=lambda cfg, rec: tick.advance(1, f"{cfg.model} seed {cfg.seed}"))
     return {"records": records, "summary": summary_of(records, models, margin=margin, data=data,
                                                       n_hidden=n_hidden, epochs=epochs)}
 

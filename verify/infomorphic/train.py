@@ -31,7 +31,7 @@ from ..runinfo import run_info
 from .goals import OUTPUT_GOAL, atom_names, describe_goal, goal_vector
 from .model import KINDS, InfomorphicNet, flip_and_argmax, one_hot
 
-__all__ = ["InfomorphicConfig", "PRESETS", "preset", "train_run", "prepare_data", "evaluate", "build",
+__all__ = ["InfomorphicConfig", "PRESETS", "preset", "train_run", "train_configs", "prepare_data", "evaluate", "build",
            "optimizers", "make_step", "GraphedStep", "validate_config"]
 
 #: named models used by the comparison: model kind + hidden goal
@@ -414,3 +414,35 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
         "data": prep.name,
     }
     return {"key": key, "config": config_dict(cfg), "metrics": metrics, "run_info": run_info(dev)}
+
+
+def train_configs(configs, *, out: str | Path | None = None, device: str | torch.device = "auto", data_root=None,
+                  on_epoch=None, on_run=None, **train_kw) -> list[dict]:
+    """Records of ``configs`` (in order): read from ``out/records.jsonl`` when finished, else trained.
+
+    Each new record is appended to the store as soon as its run ends, so an interrupted
+    sweep resumes; data sets are loaded once, when first needed. ``on_epoch(cfg, epoch,
+    entry)`` and ``on_run(cfg, record)`` report progress; ``train_kw`` go to :func:`train_run`.
+    """
+    from ..data import load_dataset
+    from ..records import ResultStore
+
+    store = ResultStore(Path(out) / "records.jsonl") if out is not None else None
+    have = {r["key"]: r for r in store.records()} if store is not None else {}
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    datasets: dict = {}
+    for cfg in configs:
+        key = config_key(cfg)
+        if key in have:
+            continue
+        dkey = (cfg.data, cfg.n_classes)
+        if dkey not in datasets:
+            datasets[dkey] = load_dataset(cfg.data, root=data_root, n_classes=cfg.n_classes, device=dev)
+        report = None if on_epoch is None else (lambda epoch, entry, cfg=cfg: on_epoch(cfg, epoch, entry))
+        rec = train_run(cfg, device=dev, data=datasets[dkey], out=out, progress=report, **train_kw)
+        if store is not None:
+            store.append(rec)
+        have[key] = rec
+        if on_run is not None:
+            on_run(cfg, rec)
+    return [have[config_key(c)] for c in configs]
