@@ -32,6 +32,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..stats import t_interval
+
 
 class Verdict:
     PASS = "PASS"
@@ -102,12 +104,9 @@ def _clean(values: Sequence[float]) -> np.ndarray:
 def mean_ci(values: Sequence[float], level: float = 0.95) -> Measurement:
     """Mean with its Student-t interval over independent runs (seeds)."""
     arr = _clean(values)
-    n, mean = arr.size, float(arr.mean())
+    mean, half, n = t_interval(arr, level)
     if n < 2:
         return Measurement(mean, -math.inf, math.inf, n, "t95", tuple(arr))
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * arr.std(ddof=1) / math.sqrt(n))
     return Measurement(mean, mean - half, mean + half, n, "t95", tuple(arr))
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import math
-import statistics
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..executors import get_executor
 from ..progress import progress as _progress
 from ..records import ResultStore, config_key
+from ..stats import t_interval
 from .config import RunConfig
 from .engine import plan_groups, train_group
 
@@ -77,25 +77,9 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
 
 # ----------------------------------------------------------------------------- summaries
 
-def _t95(n: int) -> float:
-    """Two-sided 95 % Student-t quantile for n-1 degrees of freedom."""
-    if n < 2:
-        return float("nan")
-    try:
-        from scipy.stats import t
-        return float(t.ppf(0.975, n - 1))
-    except ImportError:  # pragma: no cover
-        return 1.96
-
-
 def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
-    """Mean and 95 % CI half-width (Student t over seeds) of finite values, and their count."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return float("nan"), float("nan"), 0
-    if len(vals) == 1:
-        return vals[0], float("nan"), 1
-    return statistics.fmean(vals), _t95(len(vals)) * statistics.stdev(vals) / math.sqrt(len(vals)), len(vals)
+    """Mean and 95 % CI half-width (Student t over seeds) of the finite values, and their count."""
+    return t_interval([float(v) for v in values if v is not None and math.isfinite(v)])
 
 
 def varying_fields(records: Sequence[dict]) -> list[str]:
