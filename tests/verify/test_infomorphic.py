@@ -267,12 +267,17 @@ def test_cli_runs_resumes_and_plots(tmp_path, capsys):
     assert main(["run", "infomorphic", "--models", "nope", "--out", str(tmp_path)]) == 2
 
 
-@pytest.mark.gpu
-def test_graphed_steps_train_on_cuda(digits):
-    cfg = preset("optimised", n_hidden=16, epochs=3, batch_size=256)
-    rec = train_run(cfg, device="cuda", data=digits)
-    assert rec["metrics"]["cuda_graphs"] and np.isfinite(rec["metrics"]["history"][-1]["loss_hidden"])
-    assert rec["metrics"]["history"][-1]["test_acc"] > 0.15
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_local_learning_beats_chance(digits, device):
+    """~85 local-learning steps lift digits accuracy well above chance (0.10); on CUDA from graph replays.
+
+    (3 epochs of 16 neurons stay near chance on CPU and on an H200 alike, so shorter runs prove nothing.)
+    """
+    cfg = preset("optimised", n_hidden=32, epochs=15, batch_size=256)
+    rec = train_run(cfg, device=device, data=digits)
+    assert rec["metrics"]["cuda_graphs"] == (device == "cuda")
+    assert np.isfinite(rec["metrics"]["history"][-1]["loss_hidden"])
+    assert rec["metrics"]["history"][-1]["test_acc"] > 0.25
 
 
 def test_check_preset_rows(tmp_path, monkeypatch):

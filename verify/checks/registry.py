@@ -18,6 +18,7 @@ PRESET_MODULES: dict[str, str] = {
     "class-perturbation": "limen.verify.checks.perturbation",
     "width-transition": "limen.verify.checks.width_transition",
     "margin-bound": "limen.verify.checks.margin_bound",
+    "infomorphic-ordering": "limen.verify.infomorphic.check",
 }
 
 _REGISTERED: dict[str, Preset] = {}
