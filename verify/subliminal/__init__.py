@@ -37,10 +37,24 @@ heads: theory R1.1/R1.3), ``oracle_agreement``, ``cos`` (weight cosines per laye
 training losses. See ``docs/subliminal.md``.
 """
 
-from .config import DEFAULT_CNN_SPEC, PAPER_CNN_SPEC, Perturbation, RunConfig, derived_seed
-from .engine import TEACHER_CACHE, RunModels, TeacherCache, group_key, plan_groups, teacher_key, train_group
-from .run import mean_ci, run_sweep, summarize, write_summary
-from .sweeps import INIT_CONDITIONS, SWEEPS
+import importlib
+
+# Exports load on first use (PEP 562), so `limen --help` does not import torch.
+_EXPORTS = {
+    "config": ("DEFAULT_CNN_SPEC", "PAPER_CNN_SPEC", "Perturbation", "RunConfig", "derived_seed"),
+    "engine": ("TEACHER_CACHE", "RunModels", "TeacherCache", "group_key", "plan_groups", "teacher_key", "train_group"),
+    "run": ("mean_ci", "run_sweep", "summarize", "write_summary"),
+    "sweeps": ("INIT_CONDITIONS", "SWEEPS"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = ["DEFAULT_CNN_SPEC", "INIT_CONDITIONS", "PAPER_CNN_SPEC", "Perturbation", "RunConfig", "RunModels",
            "SWEEPS", "TEACHER_CACHE", "TeacherCache", "derived_seed", "group_key", "mean_ci", "plan_groups",
