@@ -178,31 +178,36 @@ def _group_index(bins: torch.Tensor, n_bins: int, mask: int) -> tuple[torch.Tens
 
 
 def _marginal_stats(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, masks: Sequence[int]):
-    """Joint target masses ``q[S, (t, b)] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
+    """Joint target masses ``q[t, S, b] = Σ_{b' ~_S b} p_target[b', t]`` at each sample's own cell.
 
-    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(m, T·K·B)``
-    (columns in ``(t, neuron, sample)`` order) for the ``m`` subsets, in units of samples
-    (divide by B for probabilities); differentiable in ``p_target``. One flat scatter
-    (``index_add``) over all subsets accumulates the group sums and one flat gather
-    (``index_select``) reads them back at every sample.
+    ``b' ~_S b``: same neuron, same bins on every source of ``S``. Returns ``(T, m, K·B)``
+    for the ``m`` subsets, in units of samples (divide by B for probabilities);
+    differentiable in ``p_target``. Per target value, one group table accumulates the
+    group sums of all subsets (``index_add``) and one gather (``index_select``) reads
+    them back at every sample.
     """
     K, B, T = p_target.shape
-    m = len(masks)
     idxs, offset = [], 0
     with torch.no_grad():
         for mask in masks:
             idx, g = _group_index(bins, n_bins, mask)
-            idxs.append(idx + offset)
+            idxs.append(idx + offset if offset else idx)
             offset += g
-        t = torch.arange(T, device=bins.device).unsqueeze(1) * offset
-        flat = (torch.stack(idxs).unsqueeze(1) + t).reshape(-1)  # (m·T·K·B,) t·G + group
-    vals = p_target.reshape(K * B, T).T.reshape(1, T * K * B).expand(m, -1).reshape(-1)
-    groups = p_target.new_zeros(offset * T).index_add(0, flat, vals)
-    return groups.index_select(0, flat).reshape(m, T * K * B)
+        if offset < 2 ** 31:  # int32 indices: half the index traffic of the scatter and gather
+            idxs = [i.to(torch.int32) for i in idxs]
+        idx_all = torch.cat(idxs)
+    pt = p_target.permute(2, 0, 1).reshape(T, K * B)
+    out = []
+    for t in range(T):
+        groups = p_target.new_zeros(offset)
+        for idx in idxs:
+            groups.index_add_(0, idx, pt[t])
+        out.append(groups.index_select(0, idx_all))
+    return torch.stack(out).reshape(T, len(masks), K * B)
 
 
 class _LogUnion(torch.autograd.Function):
-    """``log2(max(coefᵀ @ stats, f) / B)``, shape ``(nodes, R)``; rows with ``f = 0`` are 0.
+    """``log2(max(coefᵀ @ stats, f) / B)``, shape ``(…, nodes, R)``; rows with ``f = 0`` are 0.
 
     ``coefᵀ @ stats`` are the union masses (in samples) of every node at every row;
     ``f`` (detached) is the mass of the row's own cell, an exact lower bound of every
@@ -212,7 +217,8 @@ class _LogUnion(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, stats, f, coef, batch):  # stats (m, R), f (R,), coef (m, n)
+    def forward(ctx, stats, f, coef, batch):  # stats (…, m, R), f (…, R), coef (m, n)
+        f = f.unsqueeze(-2)
         logv = coef.T @ stats
         torch.maximum(logv, f, out=logv)
         logv.log2_().sub_(math.log2(batch)).masked_fill_(f <= 0, 0.0)
@@ -228,7 +234,7 @@ class _LogUnion(torch.autograd.Function):
 
 
 class _WeightedLogTerm(torch.autograd.Function):
-    """``x[r] · Σ_α w_α · log2(max(v[α, r], f[r]) / B)`` with ``v = coefᵀ @ stats``: shape ``(R,)``.
+    """``x[r] · Σ_α w_α · log2(max(v[α, r], f[r]) / B)`` with ``v = coefᵀ @ stats``: shape ``(…, R)``.
 
     The goal's fast path, fused: the union masses are formed, floored and logged in place
     and contracted with the goal weights ``w``; rows with ``f = 0`` (empty cells, where
@@ -239,10 +245,12 @@ class _WeightedLogTerm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, stats, f, coef, w, w_sum, batch):  # x (R,), stats (m, R), f (R,), coef (m, n), w (n,)
+    def forward(ctx, x, stats, f, coef, w, w_sum, batch):  # x, f (…, R), stats (…, m, R), coef (m, n), w (n,)
         pos = f > 0
         v = coef.T @ stats
-        torch.maximum(v, torch.where(pos, f, 1.0), out=v)  # empty cells: any finite value
+        torch.maximum(v, torch.where(pos, f, 1.0).unsqueeze(-2), out=v)  # empty cells: any finite value
+        if not any(ctx.needs_input_grad[:2]):  # no backward: log in place, save nothing
+            return x * torch.where(pos, w @ v.log2_() - math.log2(batch) * w_sum, 0.0)
         lw = torch.where(pos, w @ torch.log2(v) - math.log2(batch) * w_sum, 0.0)
         ctx.save_for_backward(x, v, lw, coef * w)
         return x * lw
@@ -253,21 +261,20 @@ class _WeightedLogTerm(torch.autograd.Function):
         grad_x = g * lw if ctx.needs_input_grad[0] else None
         grad_stats = None
         if ctx.needs_input_grad[1]:
-            grad_stats = (coef_w @ torch.reciprocal(v)).mul_(g * x * (1.0 / math.log(2.0)))
+            grad_stats = (coef_w @ torch.reciprocal(v)).mul_((g * x * (1.0 / math.log(2.0))).unsqueeze(-2))
         return grad_x, grad_stats, None, None, None, None, None
 
 
 def _prepare(bins, p_target, n_bins, nodes):
     """Subset masses with and without the target, and the own-cell masses, for ``nodes``.
 
-    Returns ``(coef (m, n), stats (m, T·K·B), cell (T·K·B,), stats_s (m, K·B), cell_s (K·B,))``.
+    Returns ``(coef (m, n), stats (T, m, K·B), cell (T, K·B), stats_s (m, K·B), cell_s (K·B,))``.
     """
-    K, B, T = p_target.shape
     masks, coef = _device_consts(bins.shape[2], nodes, str(p_target.device), p_target.dtype)
     stats = _marginal_stats(bins, p_target, n_bins, masks)
-    cell = stats[-1].detach()
-    stats_s = stats.reshape(-1, T, K * B).sum(1)  # P(s_S) = Σ_t P(s_S, t)
-    return coef, stats, cell, stats_s, cell.reshape(T, K * B).sum(0)
+    cell = stats[:, -1].detach()
+    stats_s = stats.sum(0)  # P(s_S) = Σ_t P(s_S, t)
+    return coef, stats, cell, stats_s, stats_s[-1].detach()
 
 
 def _goal_terms(bins, p_target, n_bins, nodes: tuple[int, ...], wt: torch.Tensor, w_sum: float) -> torch.Tensor:
@@ -277,7 +284,7 @@ def _goal_terms(bins, p_target, n_bins, nodes: tuple[int, ...], wt: torch.Tensor
     """
     K, B, T = p_target.shape
     coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
-    pt = p_target.reshape(K * B, T).T.reshape(-1)  # (t, neuron, sample) order
+    pt = p_target.permute(2, 0, 1).reshape(T, K * B)
     a = _WeightedLogTerm.apply(pt, stats, cell, coef, wt, w_sum, B)
     c = _WeightedLogTerm.apply(p_target.sum(-1).reshape(-1), stats_s, cell_s, coef, wt, w_sum, B)
     return (a.reshape(T, K, B).sum((0, 2)) - c.reshape(K, B).sum(1)) / B
@@ -293,8 +300,8 @@ def _node_terms(bins, p_target, n_bins, nodes: tuple[int, ...]):
     """
     K, B, T = p_target.shape
     coef, stats, cell, stats_s, cell_s = _prepare(bins, p_target, n_bins, nodes)
-    pt = p_target.reshape(K * B, T).T.reshape(-1)
-    a = (_LogUnion.apply(stats, cell, coef, B) * pt).reshape(-1, T, K, B).sum((1, 3))
+    pt = p_target.permute(2, 0, 1).reshape(T, 1, K * B)
+    a = (_LogUnion.apply(stats, cell, coef, B) * pt).reshape(T, -1, K, B).sum((0, 3))
     c = (_LogUnion.apply(stats_s, cell_s, coef, B) * p_target.sum(-1).reshape(-1)).reshape(-1, K, B).sum(-1)
     return ((a - c) / B).T
 
