@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 _ROW_ATOL = 1e-5
+_BLOCK = 16384  # columns per block of the forward-only goal pass (union masses stay in cache)
 
 
 # --------------------------------------------------------------------------- lattice data
@@ -241,16 +242,22 @@ class _WeightedLogTerm(torch.autograd.Function):
     ``x = 0``) give 0. Backward: ``∂/∂x = Σ_α w_α log2(v_α/B)`` (0 on empty cells) and
     ``∂/∂stats = ((coef·w) @ (1/v)) · g·x / ln 2`` (the column scale ``g·x`` is applied
     after the product, so only ``1/v`` is a full ``nodes × R`` pass; ``v`` is saved,
-    ``log2 v`` is not).
+    ``log2 v`` is not). Forward-only calls work in cache-sized column blocks and save nothing.
     """
 
     @staticmethod
     def forward(ctx, x, stats, f, coef, w, w_sum, batch):  # x, f (…, R), stats (…, m, R), coef (m, n), w (n,)
         pos = f > 0
+        floor = torch.where(pos, f, 1.0).unsqueeze(-2)  # empty cells: any finite value
+        if not any(ctx.needs_input_grad[:2]):  # no backward: cache-sized column blocks, save nothing
+            s = torch.empty_like(f)
+            for i in range(0, f.shape[-1], _BLOCK):
+                v = coef.T @ stats[..., i:i + _BLOCK]
+                torch.maximum(v, floor[..., i:i + _BLOCK], out=v)
+                s[..., i:i + _BLOCK] = w @ v.log2_()
+            return x * torch.where(pos, s - math.log2(batch) * w_sum, 0.0)
         v = coef.T @ stats
-        torch.maximum(v, torch.where(pos, f, 1.0).unsqueeze(-2), out=v)  # empty cells: any finite value
-        if not any(ctx.needs_input_grad[:2]):  # no backward: log in place, save nothing
-            return x * torch.where(pos, w @ v.log2_() - math.log2(batch) * w_sum, 0.0)
+        torch.maximum(v, floor, out=v)
         lw = torch.where(pos, w @ torch.log2(v) - math.log2(batch) * w_sum, 0.0)
         ctx.save_for_backward(x, v, lw, coef * w)
         return x * lw
