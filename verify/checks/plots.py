@@ -46,17 +46,7 @@ def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | 
         ax.set_xticks(x[x > 0])
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path.name
+    return _save(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
 
 
 def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[float], *, xlabel: str,
@@ -77,15 +67,20 @@ def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[flo
         finite = np.concatenate([p[np.isfinite(p)], m[np.isfinite(m)]])
         lo, hi = float(finite.min()), float(finite.max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
-    ax.legend(fontsize=7, loc="best")
     if logx:
         ax.set_xscale("log")
+    return _save(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
+
+
+def _save(fig, ax, path: Path, *, xlabel: str, ylabel: str, title: str, logy: bool) -> str:
+    """Labels, grid and legend, then write the figure to ``path`` and close it; returns the file name."""
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

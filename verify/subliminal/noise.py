@@ -80,6 +80,11 @@ def draw_philox(kind: str, keys: torch.Tensor, step: int, batch: int, shape: tup
     step_keys = keys + (int(step) << 32)
     block = 4096
     _philox_kernel[(triton.cdiv(n, block), s)](out, step_keys, n, NORMAL=kind == "normal", BLOCK=block)
+    return _scale(out, kind, normalization)
+
+
+def _scale(out: torch.Tensor, kind: str, normalization: tuple[float, float] | None) -> torch.Tensor:
+    """In place: U[0,1) -> U[-1,1) for uniform noise, then (x - mean) / std if ``normalization``."""
     if kind == "uniform":
         out.mul_(2.0).sub_(1.0)
     if normalization is not None:
@@ -106,12 +111,7 @@ def draw(kind: str, gens: list[torch.Generator], batch: int, shape: tuple[int, .
                 out[i].normal_(generator=g)             # == torch.randn
             else:
                 raise ValueError(f"unknown noise {kind!r}")
-        if kind == "uniform":
-            out.mul_(2.0).sub_(1.0)
-    if normalization is not None:
-        mean, std = normalization
-        out.sub_(mean).div_(std)
-    return out
+    return _scale(out, kind, normalization)
 
 
 def _fade(t: torch.Tensor) -> torch.Tensor:
