@@ -60,6 +60,15 @@ Failure bounds (:mod:`.bounds`)::
     aux_perturbation_sigma_critical(m, d, kind="worst"|"typical", *, init_scale=None, rho=1.0)
     aux_perturbation_epsilon(sigma, m, d)           # ε(σ) = σ/σ*
     width_bound(D, m) -> dict   width_logit_error_expected(C, delta, m)
+
+Class-head perturbation (:mod:`.class_perturbation`; C_S = C + E, E i.i.d. N(0, σ²), class head never trains)::
+
+    class_perturbation_probability(logits, features, sigma, target=None, *, bias=False)
+                                                     -> Pr[argmax(y + E h) = target] = E_z Π_{j≠c} Φ(Δ_j/(σ‖h‖) + z), exact
+    class_perturbation_accuracy(logits, features, labels, sigma, *, bias=False) -> acc(σ)
+    class_perturbation_sigma_critical(logits, features, labels, *, bias=False)
+                                                     -> dict: sigma_star with acc(σ*) = (acc(0) + 1/K)/2
+    class_perturbation_flip_bounds(margin, scale, K) -> dict: lower, equal_margins, union (closed-form bounds)
     noise_budget_bound(N, n) -> dict   noise_budget_error(C, A, W0, WT, X, x)
 
 Kernel form (:mod:`.kernel`)::
@@ -76,6 +85,8 @@ The derivations, assumptions and what each predicts are in ``docs/theory.md``;
 from .bounds import (aux_perturbation_bound, aux_perturbation_epsilon, aux_perturbation_sigma_critical,
                      logit_error_bound, margin_bound, noise_budget_bound, noise_budget_error, teacher_margin,
                      width_bound, width_logit_error_expected)
+from .class_perturbation import (class_perturbation_accuracy, class_perturbation_flip_bounds,
+                                 class_perturbation_probability, class_perturbation_sigma_critical)
 from .compat import (aux_compatibility_residual, class_compatibility_residual, feature_fixed_point,
                      is_aux_compatible, is_class_compatible, logit_error_decomposition)
 from .heads import (expected_transferred_map, head_overlap, head_overlap_expected, head_overlap_variance,
@@ -98,7 +109,8 @@ __all__ = [
     "is_aux_compatible", "is_class_compatible", "aux_compatibility_residual", "class_compatibility_residual",
     "feature_fixed_point", "logit_error_decomposition",
     "margin_bound", "teacher_margin", "logit_error_bound", "aux_perturbation_bound", "aux_perturbation_sigma_critical",
-    "aux_perturbation_epsilon", "width_bound", "width_logit_error_expected", "noise_budget_bound", "noise_budget_error",
+    "aux_perturbation_epsilon", "class_perturbation_probability", "class_perturbation_accuracy",
+    "class_perturbation_sigma_critical", "class_perturbation_flip_bounds", "width_bound", "width_logit_error_expected", "noise_budget_bound", "noise_budget_error",
     "cross_kernel", "kernel_blocks", "linear_body_kernel", "ntk_fixed_point_logits", "ntk_trajectory",
     "first_step_alignment",
 ]
