@@ -96,3 +96,19 @@ def test_rerun_resumes_without_training(reports, monkeypatch):
     monkeypatch.setitem(protocol.DIGITS_TEACHER_EPOCHS, "quick", 5)
     res = checks.run_preset("width-transition", reports, quick=True, seeds=2, device="cpu")
     assert res.rows and res.preset == "width-transition"
+
+
+def test_class_perturbation_predicts_from_the_unperturbed_runs(reports):
+    """σ* and acc(σ) come from theory on each seed's σ = 0 run; at σ = 0 prediction = measurement."""
+    s = _summary(reports, "class-perturbation")
+    recs = [json.loads(x) for x in (reports / "class-perturbation" / "records.jsonl").read_text().splitlines()]
+    pred = [r for r in recs if "class_head_prediction" in r]
+    assert len(pred) == 2 and all(r["config"]["perturb"][0]["std"] == 0.0 for r in pred)
+    for r in pred:  # the clean accuracy is the σ = 0 run's own accuracy, and the curve starts there
+        p = r["class_head_prediction"]
+        assert p["clean_accuracy"] == pytest.approx(r["metrics"]["student_final_acc"], abs=1e-12)
+        assert p["predicted_accuracy"][0] == pytest.approx(p["clean_accuracy"], abs=1e-12)
+        assert p["sigmas"] == s["series"]["sigma"]
+    assert s["series"]["predicted"][0] == pytest.approx(s["series"]["mean"][0], abs=1e-12)
+    assert any("class_perturbation_sigma_critical" in n for n in s["notes"])
+    assert not any("aux_perturbation_sigma_critical" in n for n in s["notes"])

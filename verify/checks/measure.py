@@ -19,6 +19,11 @@ Notation: ``h`` last-hidden features, ``y`` class logits, ``T`` teacher (trained
 * margin bound -- ``B(x) = theory.logit_error_bound(...)`` against the measured
   ``‖y_S(x) − y_T(x)‖_∞`` and the oracle's ``‖y_S^∞(x) − y_T(x)‖_∞``;
   ``theory.margin_bound`` turns ``B`` into accuracy / agreement lower bounds.
+
+:func:`class_head_prediction` is the class-perturbation prediction of one *unperturbed*
+run: ``theory.class_perturbation_accuracy`` / ``…_sigma_critical`` from the trained
+student's test logits and last-hidden features (the perturbed runs of the same seed
+have the same features: the class head gets no gradient).
 """
 
 from __future__ import annotations
@@ -92,3 +97,18 @@ def run_measures(models, x_test, y_test) -> dict:
         "sample_err_oracle": err_or[:n].tolist(),
         "sample_margin": np.asarray(mb["margin"])[:n].tolist(),
     }
+
+
+def class_head_prediction(models, x_test, y_test, sigmas) -> dict:
+    """Predicted accuracy of the trained student under class-head noise σ (weights and bias).
+
+    ``acc(σ) = mean_x E_z Π_{j≠label} Φ((y_label − y_j)/(σ √(‖h‖² + 1)) + z)`` on ``sigmas``
+    and ``σ*`` with ``acc(σ*) = (acc(0) + 1/K)/2`` (theory ``class-perturbation-sigma-critical``).
+    """
+    from limen import theory
+
+    h, y, _ = (_np(t) for t in models.forward("student", x_test.detach().cpu()))
+    labels = y_test.detach().cpu().numpy()
+    star = theory.class_perturbation_sigma_critical(y, h, labels, bias=True)
+    acc = theory.class_perturbation_accuracy(y, h, labels, np.asarray(sigmas, dtype=np.float64), bias=True)
+    return {**star, "sigmas": [float(v) for v in sigmas], "predicted_accuracy": np.asarray(acc).tolist()}

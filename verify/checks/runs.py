@@ -44,8 +44,8 @@ def run_configs(configs: Sequence, path: str | Path, fn: Callable[[object], dict
     return [have[config_key(c)] for c in configs]
 
 
-def _usable(rec: dict | None, measure: bool) -> bool:
-    return rec is not None and "metrics" in rec and (not measure or "check" in rec)
+def _usable(rec: dict | None, field: str | None) -> bool:
+    return rec is not None and "metrics" in rec and (field is None or field in rec)
 
 
 def _sibling_records(out: Path) -> dict[str, dict]:
@@ -55,43 +55,48 @@ def _sibling_records(out: Path) -> dict[str, dict]:
         if path.parent == out:
             continue
         for rec in ResultStore(path).records():
-            if "key" in rec and "metrics" in rec and (rec["key"] not in found or "check" in rec):
-                found[rec["key"]] = rec
+            if "key" in rec and "metrics" in rec:
+                found[rec["key"]] = {**found.get(rec["key"], {}), **rec}  # keep every measurement seen
     return found
 
 
-def engine_runs(configs: Sequence, ctx, *, measure: bool = False, description: str = "runs") -> list[dict]:
+def engine_runs(configs: Sequence, ctx, *, measure: bool | tuple[str, Callable] = False,
+                description: str = "runs") -> list[dict]:
     """Records of subliminal-engine runs for ``configs`` (in order), trained only where needed.
 
     A run is taken, in this order, from this check's ``records.jsonl``, from another check's
     folder under the same report root (same config key; checks share runs), or trained with
-    :func:`limen.verify.subliminal.run_sweep`. ``measure=True`` needs the trained networks:
-    groups are trained with ``train_group(..., return_models=True)`` and each record gets a
-    ``"check"`` entry from :func:`limen.verify.checks.measure.run_measures`.
+    :func:`limen.verify.subliminal.run_sweep`. A measurement needs the trained networks:
+    groups are trained with ``train_group(..., return_models=True)`` and each record gets an
+    entry ``field`` from ``fn(models, x_test, y_test) -> dict``; ``measure=(field, fn)``, and
+    ``measure=True`` means ``("check", measure.run_measures)``.
     """
     from limen.verify.subliminal import plan_groups, run_sweep, train_group
     from limen.verify.subliminal.engine import get_data
 
+    from .measure import run_measures
+
+    if measure is True:
+        measure = ("check", run_measures)
+    field, fn = measure or (None, None)
     configs = list(configs)
     store = ResultStore(ctx.records_path)
     have = {r["key"]: r for r in store.records() if "key" in r}
-    missing = [c for c in configs if not _usable(have.get(config_key(c)), measure)]
+    missing = [c for c in configs if not _usable(have.get(config_key(c)), field)]
     if missing:
         siblings = _sibling_records(ctx.out)
         reuse = [siblings[k] for k in dict.fromkeys(config_key(c) for c in missing)
-                 if _usable(siblings.get(k), measure)]
+                 if _usable(siblings.get(k), field)]
         if reuse:
             store.extend(reuse)
             have.update((r["key"], r) for r in reuse)
-    todo = list({config_key(c): c for c in configs if not _usable(have.get(config_key(c)), measure)}.values())
-    if todo and not measure:
+    todo = list({config_key(c): c for c in configs if not _usable(have.get(config_key(c)), field)}.values())
+    if todo and fn is None:
         for rec in run_sweep(todo, out=ctx.out, device=ctx.device, progress=ctx.progress,
                              data_root=ctx.data_dir, description=description):
             have[rec["key"]] = rec
     elif todo:
         from limen.verify.device import resolve_device
-
-        from .measure import run_measures
 
         device = resolve_device(ctx.device)
         with _bar(ctx.progress, len(todo), description) as tick:
@@ -99,7 +104,7 @@ def engine_runs(configs: Sequence, ctx, *, measure: bool = False, description: s
                 recs, models = train_group(group, device, data_root=ctx.data_dir, return_models=True)
                 data = get_data(group[0], device, ctx.data_dir)
                 for rec, mod in zip(recs, models):
-                    rec["check"] = run_measures(mod, data.x_test, data.y_test)
+                    rec[field] = fn(mod, data.x_test, data.y_test)
                 store.extend(recs)
                 have.update((r["key"], r) for r in recs)
                 tick.advance(len(recs))
