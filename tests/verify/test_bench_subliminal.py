@@ -109,3 +109,29 @@ def test_baseline_rejects_what_it_does_not_implement():
         run_baseline(ds, RunConfig(noise="normal"))
     with pytest.raises(ValueError, match="dataset is digits"):
         run_baseline(ds, RunConfig(data="fashion-mnist"))
+
+
+def test_run_flops_match_a_hand_count_of_the_default_protocol():
+    from limen.verify.subliminal import RunConfig
+
+    f = bench.run_flops(RunConfig(), 784, 60000, 10)
+    body = 784 * 256 + 256 * 256
+    # teacher: 5 epochs x 60000 images x (3 x (body + 256·10) − 784·256) multiply-adds, 2 FLOP each
+    assert f["teacher"] == 2 * 5 * 60000 * (3 * (body + 2560) - 784 * 256)
+    # student: 5 x 60 steps x 1000 noise images x (teacher forward + student training), aux width m = 10
+    assert f["student"] == 2 * 300 * 1000 * (4 * (body + 2560) - 784 * 256)
+
+
+def test_arithmetic_ceiling_is_flops_over_rate():
+    c = bench.arithmetic_ceiling({"teacher": 6e11, "student": 4e11}, 1e11, 6, 20.0,
+                                 {"own_teachers": 12.5, "cached_teachers": 8.0})
+    assert c["floor_seconds_per_run"] == pytest.approx({"own_teachers": 10.0, "cached_teachers": 5.0})
+    assert c["max_speedup"] == pytest.approx({"own_teachers": 2.0, "cached_teachers": 4.0})
+    assert c["engine_fraction"] == pytest.approx({"own_teachers": 0.8, "cached_teachers": 0.625})
+
+
+def test_report_has_the_ceiling_measured_in_the_same_run(report):
+    c = report["arithmetic_ceiling"]
+    assert c["matmul_flop_per_s"] > 1e8 and c["students_per_teacher"] == 2
+    assert c["max_speedup"]["own_teachers"] == pytest.approx(
+        report["baseline"]["seconds"] / c["floor_seconds_per_run"]["own_teachers"])
