@@ -23,6 +23,10 @@ bounds the seconds per run of any implementation that does the same arithmetic, 
 so the speed-up any engine can have over the baseline on this device. Writes
 everything as JSON (``--out``).
 
+``--profile FILE`` reruns the cached-teacher mode once more under ``torch.profiler``
+(after the timings, so they are unaffected) and writes its operator table, sorted by
+device time, to FILE: where the engine's time goes on this device.
+
 ``--quick`` runs a reduced protocol on both sides (digits, hidden 64-64, 1+1
 epochs, 10 noise steps of 200): the targets, which are for the default
 784-256-256 protocol, are then shown as not applicable.
@@ -202,6 +206,18 @@ def grid_estimate(t_teacher: float, t_student: float, t_eval: float = 0.0) -> di
                        "and EMNIST groups may batch less well)")}
 
 
+def profile_engine(configs, device, data_root, tf32, workdir: Path, path: Path, rows: int = 40) -> None:
+    """Run ``configs`` under ``torch.profiler`` and write the operator table (by device time) to ``path``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        _time_engine(configs, device, data_root, tf32, workdir, "profile")
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prof.key_averages().table(sort_by=key, row_limit=rows) + "\n")
+
+
 # ----------------------------------------------------------------------------- arithmetic ceiling
 
 def run_flops(cfg, n_in: int, n_train: int, n_classes: int) -> dict:
@@ -305,7 +321,8 @@ def targets(device_type: str, quick: bool, own: dict, cached: dict, speedup_own:
 
 def run_bench(device: str = "auto", data: str | None = None, data_dir: str | None = None, runs: int | None = None,
               baseline_runs: int | None = None, quick: bool = False, tf32: bool = False,
-              m_values: tuple[int, ...] = M_VALUES, log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> dict:
+              m_values: tuple[int, ...] = M_VALUES, profile: str | None = None,
+              log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> dict:
     """Run the benchmark and return the report (a JSON-ready dict)."""
     import torch
 
@@ -348,6 +365,9 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
         sec, recs = _time_engine(cached_cfgs, dev, data_dir, tf32, work, "cached")
         cached = _mode_summary(cached_cfgs, sec, recs, len({teacher_key(c) for c in cached_cfgs}),
                                plan_groups(cached_cfgs))
+        if profile:
+            log(f"profiling the cached-teacher mode -> {profile}")
+            profile_engine(cached_cfgs, dev, data_dir, tf32, work, Path(profile))
 
     base_cfgs = _engine_configs(data, overrides, range(baseline_runs), (m0,))
     base_runs = []
@@ -489,6 +509,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="aux widths of the cached-teacher m-sweep (default: Figure 2's 3,10,25,50,100,250)")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA, on both sides")
     parser.add_argument("--out", default="reports/bench_subliminal.json", help="JSON report path")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="also run the cached-teacher mode under torch.profiler (untimed) and write its "
+                             "operator table to FILE")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -499,7 +522,8 @@ def main(args: argparse.Namespace) -> int:
     if not m_values:
         raise ValueError("--m-values needs at least one value")
     report = run_bench(device=args.device, data=args.data, data_dir=args.data_dir, runs=args.runs,
-                       baseline_runs=args.baseline_runs, quick=args.quick, tf32=args.tf32, m_values=m_values)
+                       baseline_runs=args.baseline_runs, quick=args.quick, tf32=args.tf32, m_values=m_values,
+                       profile=args.profile)
     print_report(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
