@@ -93,9 +93,7 @@ class _TorchOps:
     def log2(self, x):
         return self.t.log2(x)
 
-    def where(self, c, a, b):
-        if not self.t.is_tensor(b):
-            b = self.t.as_tensor(b, dtype=a.dtype, device=a.device)
+    def where(self, c, a, b):  # a Python scalar b stays a scalar: no host-to-device copy (CUDA-graph safe)
         return self.t.where(c, a, b)
 
     def stack(self, xs, axis):
@@ -444,4 +442,5 @@ def sx_goal(pmf, gamma, n_sources=None, *, order="default", validate=True, norma
         return w_h * target_entropy(p, n)
     o = _chunked(p, n, lambda q: _core(q, n, idx))
     ops = _ops(p)
-    return o["red"] @ ops.const(w[idx], o["red"]) + w_h * o["h_t"]
+    wi = np.ascontiguousarray(w[idx], dtype=np.float64)
+    return o["red"] @ _const_for(wi, o["red"], ("goal_w", idx.tobytes(), wi.tobytes())) + w_h * o["h_t"]
