@@ -104,8 +104,9 @@ class _TorchOps:
             return x
         return x.sum(dim=axis, keepdim=keepdims)
 
-    def const(self, a, like):
-        return self.t.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
+    def const(self, a, like):  # cached per value, dtype and device: no host copy per call (CUDA-graph safe)
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        return _const_for(a, like, ("const", a.shape, a.tobytes()))
 
     def floor_value(self, x, lo):
         # value max(x, lo), gradient of x (the inclusion-exclusion sum is the true function)
@@ -442,5 +443,4 @@ def sx_goal(pmf, gamma, n_sources=None, *, order="default", validate=True, norma
         return w_h * target_entropy(p, n)
     o = _chunked(p, n, lambda q: _core(q, n, idx))
     ops = _ops(p)
-    wi = np.ascontiguousarray(w[idx], dtype=np.float64)
-    return o["red"] @ _const_for(wi, o["red"], ("goal_w", idx.tobytes(), wi.tobytes())) + w_h * o["h_t"]
+    return o["red"] @ ops.const(w[idx], o["red"]) + w_h * o["h_t"]

@@ -88,7 +88,7 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         rows.append(within("accuracy: measured − predicted, mean over the σ grid (paired per seed)", 0.0,
                            mean_ci((acc - pred_acc).mean(axis=1)), CURVE_TOL,
                            detail="predicted: theory.class_perturbation_accuracy on each seed's σ = 0 run"))
-        predicted = {"predicted acc(σ) (class-perturbation-sigma-critical, seed mean)": (sigmas, pred_acc.mean(0))}
+        predicted = {"predicted acc(σ) (class-perturbation-sigma-critical, seed mean)": (sigmas, mean_pred)}
     half = lambda curve: 0.5 * (curve[0] + chance)  # noqa: E731
     top = mean_ci(acc[:, 0])
     if top.lo - chance < 0.05 or not math.isfinite(sigma_star):
@@ -128,7 +128,7 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         plots=[fig],
         series={"sigma": list(sigmas), "mean": curve[0], "lo": curve[1], "hi": curve[2],
                 **({"epsilon": [float(v) for v in theory.aux_perturbation_epsilon(np.asarray(sigmas), M, d)]}
-                   if head == "aux_head" else {"predicted": [float(v) for v in pred_acc.mean(0)]})},
+                   if head == "aux_head" else {"predicted": [float(v) for v in mean_pred]})},
     )
 
 
