@@ -85,7 +85,7 @@ def convert(text: str, annotation: str, what: str) -> Any:
             kind, "comma-separated integers (e.g. 256,256)")
         none = " or none" if "None" in kinds else ""
         raise ValueError(f"{what}={text}: expected {expected}{none}") from None
-    if kind in ("str", "'str'"):
+    if kind == "str":
         return text
     try:
         return json.loads(text)
