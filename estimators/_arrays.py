@@ -1,4 +1,8 @@
-"""Small numpy/torch helpers shared by the estimators (no torch import unless a tensor is given)."""
+"""numpy/torch helpers shared by the estimators: input checks and one set of array operations.
+
+No torch import unless a tensor is given. :func:`ops` returns the operations for an array
+(numpy or torch) so that every estimator is written once for both.
+"""
 
 from __future__ import annotations
 
@@ -61,33 +65,19 @@ def check_pmf(p, n: int, *, tol: float | None = None, normalize: bool = False):
     still raises).
     """
     axes = tuple(range(p.ndim - n - 1, p.ndim))
-    if is_torch(p):
-        import torch
-
-        p_ = p.detach()
-        if not bool(torch.isfinite(p_).all()):
-            raise ValueError("the pmf contains NaN or infinite entries")
-        if bool((p_ < 0).any()):
-            raise ValueError(f"the pmf has negative entries (min {float(p_.min()):.3g})")
-        total = p.sum(dim=axes, keepdim=True)
-        if normalize:
-            if bool((total.detach() <= 0).any()):
-                raise ValueError("cannot normalize a pmf whose entries are all zero")
-            return p / total
-        tol = default_tol(p.dtype) if tol is None else tol
-        err = float((total.detach() - 1).abs().max())
-    else:
-        if not np.all(np.isfinite(p)):
-            raise ValueError("the pmf contains NaN or infinite entries")
-        if np.any(p < 0):
-            raise ValueError(f"the pmf has negative entries (min {float(p.min()):.3g})")
-        total = p.sum(axis=axes, keepdims=True)
-        if normalize:
-            if np.any(total <= 0):
-                raise ValueError("cannot normalize a pmf whose entries are all zero")
-            return p / total
-        tol = default_tol(p.dtype) if tol is None else tol
-        err = float(np.max(np.abs(total - 1)))
+    o = ops(p)
+    q = o.detach(p)
+    if not bool(o.isfinite(q).all()):
+        raise ValueError("the pmf contains NaN or infinite entries")
+    if bool((q < 0).any()):
+        raise ValueError(f"the pmf has negative entries (min {float(q.min()):.3g})")
+    total = o.sum(p, axes, keepdims=True)
+    if normalize:
+        if bool((o.detach(total) <= 0).any()):
+            raise ValueError("cannot normalize a pmf whose entries are all zero")
+        return p / total
+    tol = default_tol(p.dtype) if tol is None else tol
+    err = float(abs(o.detach(total) - 1).max())
     if err > tol:
         raise ValueError(f"the pmf does not sum to 1 (largest deviation {err:.3g} > tolerance {tol:g}); "
                          "pass normalize=True (limen pid: --normalize) to rescale it")
@@ -107,3 +97,115 @@ def as_float_array(pmf):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the pmf must be a numeric array, got {type(pmf).__name__}") from exc
     return a
+
+
+# --------------------------------------------------------------------------- array operations
+class _NP:
+    torch = False
+
+    @staticmethod
+    def log2(x):
+        return np.log2(x)
+
+    @staticmethod
+    def where(c, a, b):
+        return np.where(c, a, b)
+
+    @staticmethod
+    def stack(xs, axis):
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def sum(x, axis, keepdims=False):
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def min(x, axis):
+        return x.min(axis=axis)
+
+    @staticmethod
+    def const(a, like):
+        return np.asarray(a, dtype=like.dtype)
+
+    @staticmethod
+    def floor_value(x, lo):  # max(x, lo) in value
+        return np.maximum(x, lo)
+
+    @staticmethod
+    def broadcast_to(x, shape):
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def detach(x):
+        return x
+
+    @staticmethod
+    def isfinite(x):
+        return np.isfinite(x)
+
+
+class _TorchOps:
+    torch = True
+
+    def __init__(self):
+        import torch
+
+        self.t = torch
+
+    def log2(self, x):
+        return self.t.log2(x)
+
+    def where(self, c, a, b):  # a Python scalar b stays a scalar: no host-to-device copy (CUDA-graph safe)
+        return self.t.where(c, a, b)
+
+    def stack(self, xs, axis):
+        return self.t.stack(xs, dim=axis)
+
+    def sum(self, x, axis, keepdims=False):
+        if axis == ():
+            return x
+        return x.sum(dim=axis, keepdim=keepdims)
+
+    def min(self, x, axis):  # the gradient goes to the minimising entry
+        return x.min(dim=axis).values
+
+    def const(self, a, like):  # cached per value, dtype and device: no host copy per call (CUDA-graph safe)
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        return const_for(a, like, ("const", a.shape, a.tobytes()))
+
+    def floor_value(self, x, lo):
+        # value max(x, lo), gradient of x (the inclusion-exclusion sum is the true function)
+        return x + (self.t.maximum(x, lo) - x).detach()
+
+    def broadcast_to(self, x, shape):
+        return x.expand(shape)
+
+    @staticmethod
+    def detach(x):
+        return x.detach()
+
+    def isfinite(self, x):
+        return self.t.isfinite(x)
+
+
+def ops(p):
+    """The array operations for ``p`` (numpy or torch)."""
+    return _TorchOps() if is_torch(p) else _NP
+
+
+_TORCH_CONSTS: dict = {}
+
+
+def const_for(a: np.ndarray, like, key):
+    """``a`` as an array/tensor of ``like``'s dtype and device (torch constants cached under ``key``)."""
+    if not is_torch(like):
+        return a if a.dtype == like.dtype else a.astype(like.dtype)
+    import torch
+
+    k = (key, like.dtype, str(like.device))
+    t = _TORCH_CONSTS.get(k)
+    if t is None:
+        if len(_TORCH_CONSTS) > 256:
+            _TORCH_CONSTS.clear()
+        t = _TORCH_CONSTS[k] = torch.as_tensor(np.array(a), dtype=like.dtype, device=like.device)
+    return t

@@ -206,12 +206,13 @@ def test_batched_equals_loop_and_orders():
 
 
 def test_chunked_numpy_path(monkeypatch):
+    import limen.estimators.base as base
     import limen.estimators.sx as sx
 
     rng = np.random.default_rng(2)
     p = rng.dirichlet(np.ones(16), size=50).reshape(50, 2, 2, 2, 2)
     full = sx.sx_decomposition(p, n_sources=3)
-    monkeypatch.setattr(sx, "_NUMPY_CHUNK_ELEMS", 16 * 18 * 7)
+    monkeypatch.setattr(base, "_NUMPY_CHUNK_ELEMS", 16 * 18 * 7)
     part = sx.sx_decomposition(p, n_sources=3)
     np.testing.assert_allclose(part.atoms, full.atoms, atol=1e-14)
     np.testing.assert_allclose(part.h_res, full.h_res, atol=1e-14)
@@ -331,3 +332,18 @@ def test_goal_and_gradients_other_measures(measure):
     base = torch.tensor(p[0], requires_grad=True)
     assert torch.autograd.gradcheck(lambda q: atoms(q, measure, validate=False), (base,))
     np.testing.assert_allclose(atoms(torch.tensor(p), measure, n_sources=3).numpy(), a, atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["sx", "wb", "mmi"])
+def test_goal_rejects_non_finite_gamma(measure):
+    """A NaN or inf weight used to return NaN (sx_goal) instead of saying which weight is bad."""
+    from limen.estimators import goal
+
+    p = gate("parity3").float_pmf()
+    for bad in (np.nan, np.inf):
+        gamma = np.zeros(19)
+        gamma[4] = bad
+        with pytest.raises(ValueError, match=r"gamma contains NaN or inf \(entries \[4\]\)"):
+            goal(p, gamma, measure)
+    with pytest.raises(ValueError, match="gamma must be a numeric vector"):
+        sx_goal(p, ["a"] * 19)
