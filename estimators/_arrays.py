@@ -6,6 +6,8 @@ No torch import unless a tensor is given. :func:`ops` returns the operations for
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .lattice import MAX_SOURCES, MIN_SOURCES
@@ -31,9 +33,29 @@ def is_symbolic(x) -> bool:
 
 
 def default_tol(dtype) -> float:
-    """Tolerance on ``|sum(pmf) - 1|``: 1e-9 in float64, 1e-4 in lower precision."""
-    name = str(dtype)
-    return 1e-9 if "float64" in name or "double" in name else 1e-4
+    """Tolerance on ``|sum(pmf) - 1|`` for a pmf *given* in ``dtype`` (numpy or torch alike).
+
+    1e-9 for float64 and for non-float input (integers, lists, objects: read in float64); for a
+    lower-precision float, whose normalisation is only exact to its rounding, ``max(1e-4, 8 eps)``
+    (1e-4 for float32, 7.8e-3 for float16).
+    """
+    if is_torch(dtype):
+        import torch
+
+        eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    else:
+        dt = np.dtype(dtype)
+        eps = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else 0.0
+    return 1e-9 if eps <= np.finfo(np.float64).eps else max(1e-4, 8 * eps)
+
+
+def check_tol(tol) -> None:
+    """``tol`` must be None or a finite number >= 0 (a NaN would silently disable the check)."""
+    if tol is None:
+        return
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(tol)) or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0 (the allowed |sum(pmf) - 1|), got {tol!r}")
 
 
 def resolve_n(shape: tuple, n_sources) -> int:
@@ -57,13 +79,15 @@ def resolve_n(shape: tuple, n_sources) -> int:
     return n
 
 
-def check_pmf(p, n: int, *, tol: float | None = None, normalize: bool = False):
+def check_pmf(p, n: int, *, tol: float | None = None, normalize: bool = False, given_dtype=None):
     """Validate a float pmf of shape ``(..., |S1|, ..., |Sn|, |T|)``; return it (normalized if asked).
 
     Raises ``ValueError`` for NaN/inf or negative entries and for pmfs that do not sum to 1
-    within ``tol`` (unless ``normalize=True``, which divides each pmf by its sum; an all-zero pmf
-    still raises).
+    within ``tol`` (default :func:`default_tol` of ``given_dtype``, the dtype the caller was
+    given, else of ``p``), unless ``normalize=True``, which divides each pmf by its sum (an
+    all-zero pmf still raises).
     """
+    check_tol(tol)
     axes = tuple(range(p.ndim - n - 1, p.ndim))
     o = ops(p)
     q = o.detach(p)
@@ -76,7 +100,7 @@ def check_pmf(p, n: int, *, tol: float | None = None, normalize: bool = False):
         if bool((o.detach(total) <= 0).any()):
             raise ValueError("cannot normalize a pmf whose entries are all zero")
         return p / total
-    tol = default_tol(p.dtype) if tol is None else tol
+    tol = default_tol(p.dtype if given_dtype is None else given_dtype) if tol is None else float(tol)
     err = float(abs(o.detach(total) - 1).max())
     if err > tol:
         raise ValueError(f"the pmf does not sum to 1 (largest deviation {err:.3g} > tolerance {tol:g}); "

@@ -37,14 +37,19 @@ __all__ = ["Measure", "Decomposition", "prepare_pmf", "joint_marginals", "entrop
 
 # --------------------------------------------------------------------------- pmf preparation
 def prepare_pmf(pmf, n_sources=None, *, validate=True, normalize=False, tol=None):
-    """Convert, check and return ``(p, n)``: numpy float64 or a floating torch tensor."""
+    """Convert, check and return ``(p, n)``: numpy float64 or a floating torch tensor.
+
+    The tolerance on the sum defaults to the precision of the dtype the pmf was *given* in
+    (a float32 numpy pmf is checked like a float32 tensor, though it is computed in float64).
+    """
     if is_symbolic(pmf):
         raise ValueError("exact (sympy/Fraction) pmfs are handled by limen.estimators.symbolic; "
                          "use pid(..., backend='sympy') or symbolic.sx_pid_exact")
+    given = getattr(pmf, "dtype", None)
     p = as_float_array(pmf)
     n = resolve_n(tuple(p.shape), n_sources)
     if validate or normalize:
-        p = check_pmf(p, n, tol=tol, normalize=normalize)
+        p = check_pmf(p, n, tol=tol, normalize=normalize, given_dtype=given)
     return p, n
 
 

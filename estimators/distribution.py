@@ -109,7 +109,7 @@ class Distribution:
             if arr.ndim != n + 1:
                 raise ValueError(f"a Distribution holds one pmf of {n + 1} dimensions, got shape {arr.shape} "
                                  "(for batches use the vectorised functions, e.g. sx_pid(p, n_sources=n))")
-            self.pmf = check_pmf(arr, n, tol=tol, normalize=normalize)
+            self.pmf = check_pmf(arr, n, tol=tol, normalize=normalize, given_dtype=raw.dtype)
         self.exact = bool(exact)
         self.n_sources = n
         if alphabets is None:
