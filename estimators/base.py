@@ -241,7 +241,7 @@ def goal_weights(gamma, n: int, *, order="default"):
 
 
 # --------------------------------------------------------------------------- memory
-DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
+DEFAULT_MEMORY_LIMIT = 4e9
 _MEMORY_LIMIT = contextvars.ContextVar("limen_estimators_memory_limit", default=DEFAULT_MEMORY_LIMIT)
 
 # numpy work is chunked over the batch so the (batch, nodes, cells) intermediates stay below ~64 MB
@@ -260,7 +260,7 @@ def working_bytes(cells: int, n: int, n_red: int, itemsize: int = 8, pointwise: 
 @contextlib.contextmanager
 def memory_limit(nbytes):
     """Within the block, refuse numpy decompositions (and dense pmfs) estimated to need more than
-    ``nbytes`` bytes (default 4 GiB; ``None``: no limit)."""
+    ``nbytes`` bytes (default 4 GB; ``None``: no limit)."""
     if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, (int, float, np.integer, np.floating))
                                or not nbytes > 0):
         raise ValueError(f"the memory limit must be a positive number of bytes or None, got {nbytes!r}")

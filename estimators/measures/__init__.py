@@ -49,8 +49,8 @@ def _normal(name) -> str:
 
 
 def measure_names() -> str:
-    """``"'sx' (I_sx), 'wb' (I_min (WB)), ..."``: the registered measures, for messages and help."""
-    return ", ".join(f"{k!r} ({m.name})" for k, m in MEASURES.items())
+    """``"'mmi' (I_mmi), 'sx' (I_sx), ..."``: the registered measures, for messages and help."""
+    return ", ".join(f"{k!r} ({m.name})" for k, m in sorted(MEASURES.items()))
 
 
 def get_measure(measure) -> Measure:
