@@ -6,10 +6,14 @@ without the ``PID_`` prefix, case-insensitive (``"sx"``, ``"wb"``, ``"mmi"``, ``
 has (``"imin"`` is WB; :mod:`limen.estimators.measures`). dit is slow
 (``PID_SX`` on a 2×2×2→2 pmf takes about 1.6 s) and some measures only compute unique information
 (BROJA, dep, RA, SKAR: NaN atoms for 3 sources): use it as a test oracle. dit seeds some optimisers
-from the global numpy state, so the global seed is set (``seed=0``) before each measure.
+from the global numpy state, so the global seed is set (``seed=0``) before each measure, and
+measures that take a generator (BROJA's scipy optimiser, which otherwise draws fresh entropy)
+get ``rng=np.random.default_rng(seed)``: results are reproducible.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -56,6 +60,8 @@ def dit_pid(d: Distribution, measure: str = "sx", *, pointwise: bool = False, se
     dd = d.to_dit()
     if seed is not None:
         np.random.seed(seed)
+        if "rng" in inspect.signature(cls._measure).parameters and "rng" not in kwargs:
+            kwargs["rng"] = np.random.default_rng(seed)  # BROJA's optimiser ignores the global seed
     is_pw = issubclass(cls, BasePointwisePID)
     if pointwise and not is_pw:
         raise ValueError(f"dit's {cls.__name__} has no pointwise mode (only SX and PM do)")
