@@ -109,6 +109,22 @@ def test_dit_other_measures_and_errors():
         pid(gate("and"), "wb", backend="dit", pointwise=True)
 
 
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), shape=st.sampled_from(SHAPES_2 + SHAPES_3),
+       zeros=st.sampled_from([0.0, 0.3]))
+def test_pm_measure_matches_dit(seed, shape, zeros):
+    """measures/ipm.py, added as one file, agrees with dit's PID_PM."""
+    from dit.pid import PID_PM
+
+    from limen.estimators import atoms
+
+    p = _pmf(seed, shape, zeros)
+    _, ref = _dit_atoms(p, PID_PM)
+    np.testing.assert_allclose(atoms(p, "pm"), ref, atol=ATOL, rtol=0)
+    r = pid(Distribution(p), "pm", backend="dit")
+    np.testing.assert_allclose(r.array(), ref, atol=ATOL)
+
+
 def test_dit_optimisers_are_reproducible():
     """BROJA drew fresh entropy despite the seed: XOR synergy varied from call to call (once 0.918)."""
     from limen.estimators import gate
