@@ -43,42 +43,25 @@ PROB_COLUMNS = ("p", "prob", "probability")
 MAX_DIGITS = 16
 
 
-def _digits(text: str) -> int:
-    try:
-        k = int(text)
-    except ValueError:
-        k = -1
-    if not 0 <= k <= MAX_DIGITS:
-        raise argparse.ArgumentTypeError(f"must be a whole number of decimals from 0 to {MAX_DIGITS}, got {text!r}")
-    return k
-
-
-def _bins(text: str) -> int:
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 2:
-        raise argparse.ArgumentTypeError(f"must be a whole number of bins >= 2, got {text!r}")
-    return k
-
-
-def _gigabytes(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = float("nan")
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of gigabytes, got {text!r}")
-    return x
+def _option(cast, ok, what: str):
+    """argparse type: ``cast(text)`` if ``ok`` of it, else an error saying what the option must be."""
+    def parse(text: str):
+        try:
+            x = cast(text)
+        except ValueError:
+            x = None
+        if x is None or not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return x
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .measures import measure_names
+
     parser.add_argument("file", nargs="?", help="pmf or samples file (.json, .csv, .npy); see formats above")
     parser.add_argument("--gate", help="a named test distribution instead of a file (--list-gates)")
     parser.add_argument("--list-gates", action="store_true", help="list the named gates and exit")
-    from .measures import measure_names
-
     parser.add_argument("--measure", default="sx",
                         help=f"{measure_names()}, default sx; with --backend dit any dit measure "
                              "(broja, ccs, dep, gk, pm, ...)")
@@ -87,15 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact", action="store_true", help="exact rational pmf and sympy atoms (I^sx)")
     parser.add_argument("--pointwise", action="store_true", help="also print the pointwise atoms")
     parser.add_argument("--order", default="default", help="node order: default, gamma, graded, dit, sxpid")
-    parser.add_argument("--digits", type=_digits, default=6, help=f"decimals in the table, 0 to {MAX_DIGITS} (default 6)")
+    parser.add_argument("--digits", type=_option(int, lambda k: 0 <= k <= MAX_DIGITS,
+                                                 f"a whole number of decimals from 0 to {MAX_DIGITS}"), default=6,
+                        help=f"decimals in the table, 0 to {MAX_DIGITS} (default 6)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--target", help="CSV: name of the target column (default: the last)")
     parser.add_argument("--n-sources", type=int, default=None, help="dense pmf: number of sources")
     parser.add_argument("--normalize", action="store_true", help="rescale a pmf that does not sum to 1")
-    parser.add_argument("--bins", type=_bins, default=None, metavar="N",
+    parser.add_argument("--bins", type=_option(int, lambda k: k >= 2, "a whole number of bins >= 2"), default=None,
+                        metavar="N",
                         help="samples: cut every numeric column with more than N distinct values into N "
                              "equal-width bins over its range (see above)")
-    parser.add_argument("--max-memory", type=_gigabytes, default=4.0, metavar="GB",
+    parser.add_argument("--max-memory", type=_option(float, lambda x: 0 < x < float("inf"),
+                                                     "a positive number of gigabytes"), default=4.0, metavar="GB",
                         help="refuse a decomposition estimated to need more memory (default 4 GB)")
 
 
@@ -113,7 +100,8 @@ def _load_json(path: Path, args):
         raise ValueError(f"{path}: expected a JSON object or a nested list")
     keys = [k for k in ("pmf", "outcomes", "samples") if k in obj]
     if len(keys) != 1:
-        raise ValueError(f"{path}: the JSON object needs exactly one of 'pmf', 'outcomes', 'samples' (got {sorted(obj)})")
+        raise ValueError(f"{path}: the JSON object needs exactly one of 'pmf', 'outcomes', 'samples' "
+                         f"(got {sorted(obj)})")
     if keys[0] == "pmf":
         return Distribution.from_pmf(obj["pmf"], obj.get("n_sources", args.n_sources),
                                      exact=args.exact or None, **kw)

@@ -29,10 +29,10 @@ class Imin(Measure):
 
 
 def wb_redundancies(pmf, n_sources=None, **kw):
-    """Williams–Beer I_min redundancies ``(..., n_nodes)`` (arguments as :func:`~limen.estimators.measures.redundancies`)."""
+    """Williams–Beer I_min redundancies ``(..., n_nodes)`` (arguments as ``measures.redundancies``)."""
     return redundancies(pmf, "wb", n_sources, **kw)
 
 
 def wb_pid(pmf, n_sources=None, **kw):
-    """Williams–Beer I_min atoms ``(..., n_atoms)`` (arguments as :func:`~limen.estimators.measures.atoms`)."""
+    """Williams–Beer I_min atoms ``(..., n_atoms)`` (arguments as ``measures.atoms``)."""
     return atoms(pmf, "wb", n_sources, **kw)

@@ -31,7 +31,8 @@ def test_nan_samples_are_refused():
     with pytest.raises(ValueError, match=r"source 2 has 6 NaN or infinite sample\(s\) \(the first is sample 0"):
         Distribution.from_samples(s, [0, 1, 0, 1] * 3)
     with pytest.raises(ValueError, match="the target has 1 NaN or infinite"):
-        Distribution.from_samples([np.array([0, 1] * 3), np.array([0, 0, 1, 1, 0, 1])], np.array([0, 1, np.inf, 1, 0, 1]))
+        Distribution.from_samples([np.array([0, 1] * 3), np.array([0, 0, 1, 1, 0, 1])],
+                                  np.array([0, 1, np.inf, 1, 0, 1]))
     with pytest.raises(ValueError, match="NaN or infinite sample"):  # strings read from a CSV
         Distribution.from_samples([["0", "nan"], ["1", "1"]] * 3, ["0", "1"] * 3)
 

@@ -100,7 +100,8 @@ def test_dit_other_measures_and_errors():
     from limen.estimators import gate
 
     r = pid(gate("and"), "ccs", backend="dit")
-    assert r.measure == "PID_CCS" and abs(r.atoms["{1}{2}"] - 0.1038) < 1e-3  # Ince, Entropy 19:318 (2017), arXiv 1602.05063
+    # the I_ccs value of Ince, Entropy 19:318 (2017), arXiv 1602.05063
+    assert r.measure == "PID_CCS" and abs(r.atoms["{1}{2}"] - 0.1038) < 1e-3
     r = pid(gate("xor"), "broja", backend="dit")
     assert abs(r.atoms["{12}"] - 1) < 1e-3  # an optimiser: varies run to run (seen up to 8e-6 off)
     with pytest.raises(ValueError, match="no PID measure"):
