@@ -52,6 +52,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .base import entropy, goal_weights
+
 __all__ = [
     "sx_sample_redundancies",
     "sx_sample_atoms",
@@ -96,8 +98,6 @@ def _device_consts(n: int, nodes: tuple[int, ...], device: str, dtype: torch.dty
 
 def _goal_weights(gamma, n: int) -> tuple[np.ndarray, float]:
     """``(w, γ_res)`` with ``γ·atoms + γ_res·H_res = w·I + γ_res·H(T)`` (``w = Mᵀγ − γ_res·e_top``)."""
-    from .base import goal_weights
-
     n_nodes = _lattice_arrays(n)[1].shape[0]
     g = np.asarray(gamma.detach().cpu() if isinstance(gamma, torch.Tensor) else gamma, dtype=np.float64)
     if g.shape != (n_nodes + 1,):
@@ -344,8 +344,6 @@ def sx_sample_atoms(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, *,
 
 def _entropy(p_target: torch.Tensor) -> torch.Tensor:
     """H(T) per neuron, ``(neurons,)``: the target marginal is the mean soft target."""
-    from .base import entropy
-
     return entropy(p_target.mean(1))
 
 
