@@ -4,9 +4,12 @@ Every module in this folder whose name does not start with ``_`` is imported her
 one :class:`~limen.estimators.base.Measure` subclass decorated with :func:`register` (its names and
 its redundancy I_∩(α)). So a new measure is one new file (see ``docs/estimators.md``):
 
-    isx.py    I^sx, shared exclusion (Makkeh, Gutknecht, Wibral 2021)     "sx", "isx", "i_sx"
-    imin.py   I_min (Williams & Beer 2010)                                 "wb", "imin", "i_min", "min"
-    immi.py   I_mmi, minimum mutual information                            "mmi", "immi", "i_mmi"
+    isx.py    I^sx, shared exclusion (Makkeh, Gutknecht, Wibral 2021)
+    imin.py   I_min (Williams & Beer 2010)
+    immi.py   I_mmi, minimum mutual information (Barrett 2015)
+    ipm.py    I^±, pointwise specificity and ambiguity (Finn & Lizier 2018)
+
+Each file's ``aliases`` are the only list of its names (``measure_names()`` prints them).
 
 The entry points below take ``measure`` as any alias (case-insensitive, ``-`` read as ``_``) or a
 :class:`Measure`; arrays are numpy (computed in float64) or torch (dtype, device and autograd kept).
