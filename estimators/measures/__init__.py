@@ -63,7 +63,7 @@ def get_measure(measure) -> Measure:
     m = _ALIASES.get(_normal(measure))
     if m is None:
         raise ValueError(f"unknown vectorised measure {measure!r}; choose {measure_names()} "
-                         "(other measures: backend='dit')")
+                         "(other measures: backend='dit'; limen pid --backend dit)")
     return m
 
 
