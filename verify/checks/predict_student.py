@@ -29,11 +29,13 @@ from .runs import engine_runs
 
 TOL = 0.05
 MIN_CORR = 0.9
-#: Radius of the failure bound (theory response-margin-certificate) as a fraction of the predicted class-logit
-#: change. Calibrated once on the digits at --quick sizes (seeds 0-2, the 51 runs with a shared body): 0.14 was
-#: the smallest k for which the guaranteed accuracy stayed at or below the measured one on every run; 0.15 is
-#: used everywhere. On the digits the bound is therefore in-sample; elsewhere it is a prediction.
-CERT_K = 0.15
+#: Failure bound (theory response-margin-certificate): radius k·s(x) with s(x) = ‖y_P − y_S0‖_∞ + ‖y_P − y_eNTK‖_∞
+#: (the predicted change plus the disagreement of the two linearisations, both known before training).
+#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body): 0.06 was the
+#: smallest k for which the guaranteed accuracy stayed at or below the measured one on every run; 0.08 is used
+#: everywhere. On the digits the bound is therefore in-sample; elsewhere it is a prediction. Runs whose body is not
+#: shared (function target) get no guarantee (0).
+CERT_K = 0.08
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 FIELD = "predict"
 PREDICTORS = {"linear_response": "linear response", "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
@@ -92,8 +94,14 @@ def measure(models, data) -> dict:
     acc = lambda y: float((y.argmax(1) == labels).double().mean())  # noqa: E731
     dS, dP, dE = ((y - y0).cpu().numpy() for y in (yS, yP, yE))
     lab = labels.cpu().numpy()
-    cert = theory.relative_margin_certificate(yP.cpu().numpy(), y0.cpu().numpy(), lab, CERT_K)
+    yPn = yP.cpu().numpy()
+    scale = np.abs(dP).max(1) + np.abs(yPn - yE.cpu().numpy()).max(1)
     wrong = yS.argmax(1).cpu().numpy() != lab
+    bound = {"k": None, "guaranteed_acc": 0.0, "violations": 0.0}   # no guarantee without a shared body
+    if lr_pred["target"] != "function":
+        cert = theory.relative_margin_certificate(yPn, scale, lab, CERT_K)
+        bound = {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"],
+                 "violations": float(np.mean(cert["guaranteed"] & (yPn.argmax(1) == lab) & wrong))}
     out = {
         "target": lr_pred["target"],
         "acc": {"student": acc(yS), "linear_response": acc(yP), "entk": acc(yE)},
@@ -101,8 +109,7 @@ def measure(models, data) -> dict:
         "transfer_fraction": {"student": _fraction(dS, ideal), "linear_response": _fraction(dP, ideal),
                               "entk": _fraction(dE, ideal)},
         "seconds": {"linear_response": t1 - t0, "entk": t2 - t1},
-        "bound": {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"],
-                  "violations": float(np.mean(cert["guaranteed"] & (yP.argmax(1).cpu().numpy() == lab) & wrong))},
+        "bound": bound,
     }
     if lr_pred["target"] != "function":
         out["teacher_first_order"] = _teacher_first_order(models, x, theory)

@@ -35,6 +35,7 @@ from .noise import draw
 
 TARGETS = ("auto", "reachable", "linear-teacher", "function")
 FACTOR_SAMPLES = 8192   # noise samples for the Kronecker factors
+GRID = 2048             # λ values the mode recursion runs on (theory.mode_response(grid=...))
 MOMENT_BATCHES = 4      # training-size batches for Adam's second moment
 
 
@@ -207,10 +208,12 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
                 vi += gi.double() ** 2 / moment_batches
                 mi += gi.double() / moment_batches
     # Kronecker factors of every trained layer's Gauss–Newton block on the noise
-    A_f = {n: torch.zeros(lyr.weight_shape[0], lyr.weight_shape[0], dtype=torch.float64, device=dev)
-           for lyr in spec.body for n in (lyr.name,)}
-    S_f = {n: torch.zeros(t.shape[1] + 1, t.shape[1] + 1, dtype=torch.float64, device=dev)
-           for n, t in ((n, s0[n][0]) for n in body + ["aux_head"])}
+    exact_first = _input_moment(cfg, n_in, data.normalization)
+    sampled = [n for n in body + ["aux_head"] if n in trained and not (n == body[0] and exact_first is not None)]
+    A_f = {lyr.name: torch.zeros(lyr.weight_shape[0], lyr.weight_shape[0], dtype=torch.float64, device=dev)
+           for lyr in spec.body}
+    S_f = {n: torch.zeros(s0[n][0].shape[1] + 1, s0[n][0].shape[1] + 1, dtype=torch.float64, device=dev)
+           for n in sampled}
     chunk = min(factor_samples, 2048)
     for a in range(0, factor_samples, chunk):
         x = _noise(cfg, min(chunk, factor_samples - a), gen, shape, dev, data.normalization)
@@ -222,13 +225,13 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
             if i:
                 e = (e @ L0[i][0]) * masks[i - 1]
         for i, n in enumerate(body + ["aux_head"]):
-            ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
-            S_f[n] += (ai.T @ ai).double()
-    exact_first = _input_moment(cfg, n_in, data.normalization)
+            if n in S_f:
+                ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
+                S_f[n] += (ai.T @ ai).double()
     layers, names = [], []
     for n in trained:
         A = (A_f[n] / factor_samples * (2.0 / m)).cpu().numpy() if n != "aux_head" else (2.0 / m) * np.eye(m)
-        S = exact_first if (n == body[0] and exact_first is not None) else (S_f[n] / factor_samples).cpu().numpy()
+        S = (S_f[n] / factor_samples).cpu().numpy() if n in S_f else exact_first
         p, q = theory.kronecker_diagonal(torch.cat([v[n][0], v[n][1][:, None]], 1).sqrt().cpu().numpy())
         entry = {"A": A, "S": S, "p": p, "q": q}
         if kind == "reachable":
@@ -238,7 +241,7 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
         layers.append(entry)
         names.append(n)
     steps = cfg.student_epochs * cfg.student_steps_per_epoch
-    moves = theory.kronecker_response(layers, steps, cfg.student_lr, theory.response.BETA1, schedule=True)
+    moves = theory.kronecker_response(layers, steps, cfg.student_lr, theory.response.BETA1, schedule=True, grid=GRID)
     params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
     for n, dw in zip(names, moves):
         dw = torch.as_tensor(dw, dtype=torch.float32, device=dev)
