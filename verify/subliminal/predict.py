@@ -146,7 +146,7 @@ def _input_moment(cfg: RunConfig, n_in: int, normalization) -> np.ndarray | None
 
 
 def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samples: int = FACTOR_SAMPLES,
-            moment_batches: int = MOMENT_BATCHES) -> dict:
+            moment_batches: int = MOMENT_BATCHES, path: tuple[float, ...] = (0.0,)) -> dict:
     """The predicted student: ``{"params": {layer: (W, b)}, "target": kind, "displacement": {layer: ‖ΔW‖}}``.
 
     ``data`` gives the image shape and the normalisation applied to the noise (``normalize_noise``).
@@ -180,33 +180,43 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
         dWT = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in body]
         same_point = all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(L0, LT0))
 
-    def residual(x, acts, masks):
-        """The linear model's aux residual at θ_S0 on noise ``x`` (times 2/(B m) is the loss gradient)."""
+    def residual(x, acts, masks, L, A, a):
+        """The linear model's aux residual at the linearisation point of ``acts`` (times 2/(B m): the gradient)."""
         h = acts[-1]
         if kind == "reachable":
-            jt = _tangent(L0, [delta_T[n] for n in body], acts, masks)
+            jt = _tangent(L, [delta_T[n] for n in body], acts, masks)
             dA, da = delta_T["aux_head"]
-            return -(jt @ A0.T + h @ dA.T + da)
+            return -(jt @ A.T + h @ dA.T + da)
         if kind == "linear-teacher":
             ta, tm = (acts, masks) if same_point else _forward(LT0, x)
             zt = (ta[-1] + _tangent(LT0, dWT, ta, tm)) @ At.T + at
         else:
             zt = nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
-        return h @ A0.T + a0 - zt
+        return h @ A.T + a - zt
 
-    # Adam's second moment of the batch gradient at the training batch size, at θ_S0
+    # linearisation points: θ_S0, or (reachable target) points θ_S0 + sΔ* on the way to the teacher, averaged
+    points = tuple(path) if kind == "reachable" else (0.0,)
+    if not points or any(not 0.0 <= p <= 1.0 for p in points):
+        raise ValueError(f"path must be linearisation points in [0, 1], got {path!r}")
+    at_point = lambda sp: ([(w + sp * delta_T[n][0], b + sp * delta_T[n][1]) for n, (w, b) in zip(body, L0)]  # noqa: E731
+                           if sp else L0,
+                           (A0 + sp * delta_T["aux_head"][0], a0 + sp * delta_T["aux_head"][1]) if sp else (A0, a0))
+    # Adam's second moment of the batch gradient at the training batch size, and the mean gradient
     v = {n: [torch.zeros_like(t, dtype=torch.float64) for t in s0[n]] for n in trained}
     grad0 = {n: [torch.zeros_like(t, dtype=torch.float64) for t in s0[n]] for n in trained}
-    for _ in range(moment_batches):
-        x = _noise(cfg, B, gen, shape, dev, data.normalization)
-        acts, masks = _forward(L0, x)
-        r = residual(x, acts, masks) * (2.0 / (B * m))
-        g = dict(zip(body, _backward(L0, A0, r, acts, masks)))
-        g["aux_head"] = (r.T @ acts[-1], r.sum(0))
-        for n in trained:
-            for vi, gi, mi in zip(v[n], g[n], grad0[n]):
-                vi += gi.double() ** 2 / moment_batches
-                mi += gi.double() / moment_batches
+    n_avg = moment_batches * len(points)
+    for sp in points:
+        L, (A, a) = at_point(sp)
+        for _ in range(moment_batches):
+            x = _noise(cfg, B, gen, shape, dev, data.normalization)
+            acts, masks = _forward(L, x)
+            r = residual(x, acts, masks, L, A, a) * (2.0 / (B * m))
+            g = dict(zip(body, _backward(L, A, r, acts, masks)))
+            g["aux_head"] = (r.T @ acts[-1], r.sum(0))
+            for n in trained:
+                for vi, gi, mi in zip(v[n], g[n], grad0[n]):
+                    vi += gi.double() ** 2 / n_avg
+                    mi += gi.double() / n_avg
     # Kronecker factors of every trained layer's Gauss–Newton block on the noise
     exact_first = _input_moment(cfg, n_in, data.normalization)
     sampled = [n for n in body + ["aux_head"] if n in trained and not (n == body[0] and exact_first is not None)]
@@ -215,19 +225,21 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
     S_f = {n: torch.zeros(s0[n][0].shape[1] + 1, s0[n][0].shape[1] + 1, dtype=torch.float64, device=dev)
            for n in sampled}
     chunk = min(factor_samples, 2048)
-    for a in range(0, factor_samples, chunk):
-        x = _noise(cfg, min(chunk, factor_samples - a), gen, shape, dev, data.normalization)
-        acts, masks = _forward(L0, x)
-        omega = torch.randn(x.shape[0], m, device=dev, generator=gen)  # E[ω ωᵀ] = I: Σ_j e_j e_jᵀ in one pass
-        e = (omega @ A0) * masks[-1]
-        for i in range(len(L0) - 1, -1, -1):
-            A_f[body[i]] += (e.T @ e).double()
-            if i:
-                e = (e @ L0[i][0]) * masks[i - 1]
-        for i, n in enumerate(body + ["aux_head"]):
-            if n in S_f:
-                ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
-                S_f[n] += (ai.T @ ai).double()
+    for sp in points:
+        L, (A, _) = at_point(sp)
+        for a_ in range(0, factor_samples, chunk):
+            x = _noise(cfg, min(chunk, factor_samples - a_), gen, shape, dev, data.normalization)
+            acts, masks = _forward(L, x)
+            omega = torch.randn(x.shape[0], m, device=dev, generator=gen)  # E[ω ωᵀ] = I: Σ_j e_j e_jᵀ in one pass
+            e = (omega @ A) * masks[-1]
+            for i in range(len(L) - 1, -1, -1):
+                A_f[body[i]] += (e.T @ e).double() / len(points)
+                if i:
+                    e = (e @ L[i][0]) * masks[i - 1]
+            for i, n in enumerate(body + ["aux_head"]):
+                if n in S_f:
+                    ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
+                    S_f[n] += (ai.T @ ai).double() / len(points)
     layers, names = [], []
     for n in trained:
         A = (A_f[n] / factor_samples * (2.0 / m)).cpu().numpy() if n != "aux_head" else (2.0 / m) * np.eye(m)
