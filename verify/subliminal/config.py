@@ -194,11 +194,6 @@ def _fmt_map(m: dict[str, Any]) -> str:
     return ",".join(f"{k}:{(str(v).lower() if isinstance(v, bool) else v)}" for k, v in m.items())
 
 
-def parse_map_string(s: str) -> dict[str, str]:
-    """Inverse of the canonical ``name:value,...`` form."""
-    return dict(p.split(":", 1) for p in s.split(","))
-
-
 # ----------------------------------------------------------------------------- perturbations
 
 @dataclasses.dataclass(frozen=True)
@@ -377,10 +372,13 @@ class RunConfig:
                 raise ValueError(f"{role}cnn_spec is given but {role}arch is 'mlp'")
         t_names = self.layer_names("teacher")
         st_names = self.layer_names("student")
-        s("teacher_init", _fmt_map(_parse_layer_map(self.teacher_init, t_names, "A", "teacher_init", _source)))
-        s("init", _fmt_map(_parse_layer_map(self.init, st_names, "A", "init", _source)))
-        s("teacher_trainable", _fmt_map(_parse_layer_map(self.teacher_trainable, t_names, True, "teacher_trainable", _flag)))
-        s("trainable", _fmt_map(_parse_layer_map(self.trainable, st_names, True, "trainable", _flag)))
+        maps = {"teacher_init": _parse_layer_map(self.teacher_init, t_names, "A", "teacher_init", _source),
+                "init": _parse_layer_map(self.init, st_names, "A", "init", _source),
+                "teacher_trainable": _parse_layer_map(self.teacher_trainable, t_names, True, "teacher_trainable", _flag),
+                "trainable": _parse_layer_map(self.trainable, st_names, True, "trainable", _flag)}
+        for k, v in maps.items():
+            s(k, _fmt_map(v))
+        s("_maps", maps)  # parsed once (not a field: keys and equality use the canonical strings)
         s("teacher_epochs", _pos_int("teacher_epochs", self.teacher_epochs, 0))
         s("student_epochs", _pos_int("student_epochs", self.student_epochs, 0))
         s("batch_size", _pos_int("batch_size", self.batch_size))
@@ -419,11 +417,12 @@ class RunConfig:
         raise ValueError(f"role must be 'teacher' or 'student', got {role!r}")
 
     def sources(self, role: str) -> dict[str, str]:
-        return parse_map_string(self.teacher_init if role == "teacher" else self.init)
+        """Init source (``A``, ``B``, ``random``) of every layer of ``role``, in layer order."""
+        return dict(self._maps["teacher_init" if role == "teacher" else "init"])
 
     def trainable_flags(self, role: str) -> dict[str, bool]:
-        raw = parse_map_string(self.teacher_trainable if role == "teacher" else self.trainable)
-        return {k: v == "true" for k, v in raw.items()}
+        """Trainable flag of every layer of ``role``, in layer order."""
+        return dict(self._maps["teacher_trainable" if role == "teacher" else "trainable"])
 
     def arch_of(self, role: str) -> tuple[str, tuple[int, ...], str | None]:
         if role == "teacher":
