@@ -145,7 +145,7 @@ def _engine_rows(prediction, experiment, ctx, *, measure, numbers, select, rule,
     if not base or not all(isinstance(c, RunConfig) for c in base):
         raise TypeError("experiment must be a RunConfig, a list of RunConfigs, or a callable experiment(seed)")
     configs = [c.replace(seed=s) for c in base for s in range(seeds)]
-    needs_models = isinstance(measure, str) and measure.startswith("check.")
+    needs_models = isinstance(measure, str) and measure.startswith("check.")  # a measurement of the networks
     recs = engine_runs(configs, ctx, measure=needs_models, description="check runs")
     varying = [k for k in varying_fields(recs) if k != "seed"]
     rows = []

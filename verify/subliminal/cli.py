@@ -1,8 +1,10 @@
 """Train split-head teacher/student runs (one config, or a named sweep) and write result records.
 
-Records go to OUT/records.jsonl (one JSON line per run, appended atomically); a killed sweep
-restarted with the same command skips finished runs. A summary table (mean ± 95 % CI over seeds)
-is printed and written to OUT/summary.md and OUT/summary.json.
+Records go to the results store OUT/results.db (one transaction per finished group) and are
+exported to OUT/records.jsonl; a killed sweep restarted with the same command skips finished
+runs, and two processes given the same OUT split the work. Runs stored by another version of
+the code are trained again (--reuse-stale keeps them, marked stale). A summary table (mean ±
+95 % CI over seeds) is printed and written to OUT/summary.md and OUT/summary.json.
 
 examples:
   limen run subliminal --m 10 --seeds 3                       three seeds of the default protocol (digits)
@@ -74,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "Philox kernel per step on CUDA (auto: philox where available)")
     ex.add_argument("--max-group", type=int, default=None, help="at most this many runs trained together")
     ex.add_argument("--no-progress", action="store_true")
+    ex.add_argument("--reuse-stale", action="store_true",
+                    help="use runs stored by another version of the code instead of training them again "
+                         "(their records are marked stale)")
+    ex.add_argument("--keep-models", action="store_true",
+                    help="keep every run's networks (OUT/models/) so that a later measurement needs no training")
 
 
 def _seeds(text: str | None, default: int):
@@ -137,7 +144,9 @@ def main(args) -> int:
     from .engine import plan_groups
     from .run import run_sweep, write_summary
 
-    out = Path(args.out or Path("runs") / "subliminal" / name)
+    from ..store import check_out
+
+    out = check_out(args.out or Path("runs") / "subliminal" / name)  # before any work
     if args.dry_run:
         groups = plan_groups(configs, max_group=args.max_group)
         print(f"{len(configs)} runs in {len(groups)} groups: sizes {[len(g) for g in groups]}")
@@ -145,7 +154,7 @@ def main(args) -> int:
     opts = {"address": args.address} if args.address else {}
     records = run_sweep(configs, out, device=args.device, executor=args.executor, executor_options=opts,
                         data_root=args.data_dir, allow_tf32=args.tf32, noise_rng=args.noise_rng,
-                        max_group=args.max_group,
+                        max_group=args.max_group, reuse_stale=args.reuse_stale, keep_models=args.keep_models,
                         progress=None if not args.no_progress else False, description=f"subliminal {name}")
     md = write_summary(records, out)
     print(md, end="")
