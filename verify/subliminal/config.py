@@ -51,6 +51,25 @@ PAPER_CNN_SPEC = (
 )
 
 
+# ----------------------------------------------------------------------------- sizes
+
+#: The small protocol of every ``--quick`` (``limen check``, the named sweeps, ``limen bench subliminal``):
+#: a 64-64 MLP, noise batches of 500 and 2 000 held-out noise samples; the student keeps the
+#: reference's 5 epochs x 60 steps.
+QUICK = {"hidden": (64, 64), "noise_batch": 500, "eval_noise_batches": 2}
+#: Teacher epochs on the embedded digits (1437 training images, two Adam steps per epoch at batch
+#: 1024: the reference's 5 epochs do not teach it the task) at full size (checks) and quick.
+DIGITS_TEACHER_EPOCHS = {"full": 40, "quick": 20}
+#: Teacher epochs of the quick protocol on the 60 000-image data sets.
+QUICK_TEACHER_EPOCHS = 2
+
+
+def quick_overrides(data: str, quick: Mapping = QUICK, digits_epochs: Mapping = DIGITS_TEACHER_EPOCHS) -> dict:
+    """The ``RunConfig`` fields of the quick protocol on ``data`` (:data:`QUICK` and the teacher's epochs)."""
+    epochs = digits_epochs["quick"] if str(data).lower() == "digits" else QUICK_TEACHER_EPOCHS
+    return {**quick, "teacher_epochs": epochs}
+
+
 # ----------------------------------------------------------------------------- seeds
 
 def rng_base(seed: int) -> int:
