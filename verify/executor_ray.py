@@ -163,11 +163,12 @@ class RayExecutor:
     # -- cluster and workers -------------------------------------------------
 
     def _connect(self) -> None:
+        if self.address is not None:
+            check_address(self.address, self.connect_timeout)
         if ray.is_initialized():
             return
         opts = {"include_dashboard": False, "logging_level": logging.WARNING, **self.init_options}
         if self.address is not None:
-            check_address(self.address, self.connect_timeout)
             opts["address"] = self.address
         ray.init(**opts)
         self._started_ray = True

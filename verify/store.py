@@ -17,8 +17,9 @@ either all of a group's results or none of them):
 * ``members(view, key)`` -- which runs a report folder (a check) uses, for its export.
 
 A folder with an old ``records.jsonl`` (and ``*/records.jsonl``: the layout of check
-reports) is imported when its database is created: those rows have the code version
-``legacy`` and are stale. Exports (:meth:`Store.export_jsonl`, :meth:`Store.export_parquet`)
+reports) is imported when its database is first opened: those rows have the code version
+``legacy`` and are stale (a bad line stops the import with its file and line number; the
+next open imports again). Exports (:meth:`Store.export_jsonl`, :meth:`Store.export_parquet`)
 write one line per run, the newest row of each key, for other tools; :func:`load_records`
 reads any of them into a pandas DataFrame.
 """
@@ -105,10 +106,11 @@ class Store:
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self.folder.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
         self._db = self._connect()
-        if new:
-            self._import_legacy()
+        if self._db.execute("SELECT value FROM meta WHERE name = 'imported'").fetchone() is None:
+            self._import_legacy()  # until it has succeeded once (a bad line stops it; the next open retries)
+            with self._tx() as db:
+                db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('imported', ?)", (str(time.time()),))
 
     # -- connection ------------------------------------------------------------
 
@@ -392,14 +394,16 @@ def records_frame(records: Sequence[dict]):
     """Records as a pandas DataFrame, nested fields flattened (``config.m``, ``metrics.tau``, ``check.…``)."""
     import pandas as pd
 
-    return pd.json_normalize(list(records), sep=".")
+    frame = pd.json_normalize(list(records), sep=".")
+    first = [c for c in ("key", "producer", "code_version", "stale", "seed") if c in frame.columns]
+    return frame[first + sorted(c for c in frame.columns if c not in first)]
 
 
 def load_records(path: str | os.PathLike, *, view: str | None = None):
     """Every run of a results folder, database, ``records.jsonl`` or Parquet export, as a pandas DataFrame.
 
-    One row per run (the newest version of each config), columns flattened: ``key``,
-    ``code_version``, ``stale``, ``seed``, ``config.<field>``, ``metrics.<name>``,
+    One row per run (the newest version of each config), columns flattened: ``key``, ``producer``,
+    ``code_version``, ``stale`` (when any is), ``seed``, then sorted ``config.<field>``, ``metrics.<name>``,
     ``run_info.<name>``, ``timings.<name>`` and one column per measured value
     (``check.transfer_fraction``, …). A folder is read from its ``results.db`` when it has
     one, else from its ``records.jsonl``; ``view`` picks the runs of one report folder of a
