@@ -25,6 +25,8 @@ import torch
 from limen.verify.executors import LocalExecutor, get_executor
 from limen.verify.records import ResultStore, config_dict, config_key
 
+from stored import stored_records  # tests/verify/stored.py
+
 # Keep Ray on the loopback interface (its single-machine mode); read when ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
@@ -236,22 +238,6 @@ def test_an_address_where_no_cluster_listens_fails_fast_naming_it(tmp_path):
 CLI_ARGS = ["run", "subliminal", "--seeds", "8", "--m", "6", "--hidden", "32,32", "--teacher-epochs", "1",
             "--student-epochs", "1", "--noise-steps", "5", "--noise-batch", "100", "--set", "eval_noise_batches=2",
             "--set", "eval_noise_batch=100", "--max-group", "1", "--no-progress", "--executor", "ray"]
-
-
-def stored_records(out: Path) -> list[dict]:
-    """Runs committed to ``out/results.db`` so far, in the order they were stored (readable while a driver writes)."""
-    import json
-    import sqlite3
-
-    if not (out / "results.db").exists():
-        return []
-    db = sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        return [json.loads(r) for (r,) in db.execute("SELECT record FROM runs ORDER BY seq")]
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    finally:
-        db.close()
 
 
 @pytest.mark.slow

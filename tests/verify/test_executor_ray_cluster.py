@@ -8,17 +8,17 @@ which would stop every Ray instance of the machine). The sequence is the one in 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from stored import stored_records  # tests/verify/stored.py
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray")
@@ -73,18 +73,6 @@ def _wait_for(address: str, cpus: int, nodes: list[subprocess.Popen], log: Path)
         time.sleep(1)
 
 
-def _stored(out: Path) -> list[dict]:
-    if not (out / "results.db").exists():
-        return []
-    db = sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        return [json.loads(r) for (r,) in db.execute("SELECT record FROM runs ORDER BY seq")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
-
-
 def test_a_sweep_on_a_real_cluster_survives_a_lost_worker_node(tmp_path):
     import torch
 
@@ -110,7 +98,7 @@ def test_a_sweep_on_a_real_cluster_survives_a_lost_worker_node(tmp_path):
                                   start_new_session=True)
         try:
             deadline = time.monotonic() + 300
-            while len(_stored(out)) < 2:
+            while len(stored_records(out)) < 2:
                 assert driver.poll() is None, driver.communicate()
                 assert time.monotonic() < deadline, "no records within 300 s"
                 time.sleep(0.05)
@@ -121,7 +109,7 @@ def test_a_sweep_on_a_real_cluster_survives_a_lost_worker_node(tmp_path):
         assert driver.returncode == 0, stderr[-3000:]
         assert f"{SEEDS} records in" in stdout
         assert "a Ray worker died" in stderr  # the lost node's group went back to the queue
-        records = _stored(out)
+        records = stored_records(out)
         assert sorted(r["seed"] for r in records) == list(range(SEEDS))   # each run once, none lost
     finally:
         for node in reversed(nodes):

@@ -4,7 +4,6 @@ Trainings are counted where they happen (``train_group`` wrapped, in-process or 
 driver processes of ``road_driver.py``), not inferred from the store's lines.
 """
 
-import json
 import os
 import random
 import signal
@@ -23,6 +22,8 @@ from limen.verify.records import config_key
 from limen.verify.road import Measure
 from limen.verify.store import Store
 from limen.verify.subliminal import SWEEPS, RunConfig, run_sweep
+
+from stored import stored_records  # tests/verify/stored.py
 
 DRIVER = Path(__file__).with_name("road_driver.py")
 SWEEP = ["run", "subliminal", "--sweep", "init-controls", "--quick", "--seeds", "1", "--device", "cpu",
@@ -58,17 +59,9 @@ def _trained(folder: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _rows(out: Path) -> dict[str, str]:
-    """key -> record JSON of the runs committed so far (read-only, while the writers run)."""
-    if not (out / "results.db").exists():
-        return {}
-    db = sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        return dict(db.execute("SELECT key, record FROM runs"))
-    except sqlite3.OperationalError:  # tables not created yet
-        return {}
-    finally:
-        db.close()
+def _rows(out: Path) -> dict[str, dict]:
+    """key -> record of the runs committed so far (read while the writers run)."""
+    return {r["key"]: r for r in stored_records(out)}
 
 
 def test_two_processes_on_one_store_train_every_run_once(tmp_path):
@@ -105,7 +98,7 @@ def _kill_and_finish(tmp_path: Path, after: int, victim: int, delay: float) -> N
     after_rows = _rows(out)
     assert set(after_rows) == _keys()                               # nothing lost, nothing missing
     assert all(after_rows[k] == v for k, v in before.items())       # finished runs kept as they were
-    for rec in map(json.loads, after_rows.values()):                # no partial record
+    for rec in after_rows.values():                                  # no partial record
         assert {"key", "config", "metrics", "timings", "run_info"} <= set(rec) and len(rec["metrics"]) > 20
     db = sqlite3.connect(out / "results.db")
     try:
