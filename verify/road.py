@@ -231,6 +231,7 @@ class Road:
         names = [m.name for m in self.measures]
         if len(set(names)) != len(names):
             raise ValueError(f"two measurements with one name in {names}")
+        self._mv = {m.name: m.version for m in self.measures}  # computed once: it hashes source files
         self.view, self.reuse_stale, self.keep_models = view, bool(reuse_stale), bool(keep_models)
         self.executor, self.executor_options = executor, dict(executor_options or {})
         self.progress, self.description = progress, description
@@ -246,7 +247,7 @@ class Road:
         for key, cfg in configs.items():
             vs = versions.get(key, [])
             if version in vs:
-                missing = [m for m in self.measures if m.version not in measured.get((key, version, m.name), ())]
+                missing = [n for n, mv in self._mv.items() if mv not in measured.get((key, version, n), ())]
                 if not missing:
                     plan.done[key] = (version, False)
                 elif store.models_path(key, version).exists():
@@ -254,7 +255,7 @@ class Road:
                 else:
                     plan.train.append(cfg)
                     plan.retrain.append(key)
-            elif vs and self.reuse_stale and all(measured.get((key, vs[0], m.name)) for m in self.measures):
+            elif vs and self.reuse_stale and all(measured.get((key, vs[0], n)) for n in self._mv):
                 plan.done[key] = (vs[0], True)
             else:
                 plan.train.append(cfg)
@@ -325,16 +326,16 @@ class Road:
 
         def on_done(group, results):
             for r in results:
-                if r["version"] != version:
+                if r["version"] != version or r.get("measure_versions", self._mv) != self._mv:
                     raise RuntimeError(f"a worker runs other code ({self.producer.name} version {r['version']}, "
-                                       f"this process {version}); install the same limen everywhere")
+                                       f"measurements {r.get('measure_versions')}; this process {version}, "
+                                       f"{self._mv}); install the same limen everywhere")
                 if r.get("models") is not None:
                     store.save_models(r["key"], version, r["models"])
             runs = [{"key": r["key"], "version": version, "producer": self.producer.name, "record": r["record"]}
                     for r in results if r.get("record") is not None]
-            values = [{"key": r["key"], "run_version": version, "name": m.name, "version": m.version,
-                       "value": r["measures"][m.name]}
-                      for r in results for m in self.measures if m.name in r.get("measures", {})]
+            values = [{"key": r["key"], "run_version": version, "name": n, "version": mv, "value": r["measures"][n]}
+                      for r in results for n, mv in self._mv.items() if n in r.get("measures", {})]
             store.put(runs, values, view=self.view, release=[item(c) for c in group])
             bar.advance(len(results), self.description)
 
@@ -363,7 +364,7 @@ class Road:
             granted[0] = 0
 
     def _record(self, store: Store, key: str, version: str, stale: bool) -> dict:
-        wanted = {m.name: (None if stale else m.version) for m in self.measures}
+        wanted = {n: (None if stale else mv) for n, mv in self._mv.items()}
         rec = store.record(key, version, wanted)
         if stale:
             rec["stale"] = True

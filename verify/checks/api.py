@@ -94,7 +94,8 @@ def check(prediction: Any, experiment: Any, *, measure: str | Callable[[dict], f
     these runs keep their trained networks to compute it), or ``f(record) -> float``.
     ``rule``: ``within`` (± ``tolerance``), ``factor`` (×/÷ ``tolerance``), ``at_most`` / ``at_least``
     (the prediction is a bound). Verdicts follow :mod:`limen.verify.checks.core`.
-    ``out``: report folder root (``out/<name>/`` gets records.jsonl and summary.json; resumable);
+    ``out``: report folder root (its results store ``out/results.db`` keeps the runs, resumable and
+    shared with the checks writing there; ``out/<name>/`` gets records.jsonl and summary.json);
     ``None`` keeps nothing.
     """
     if rule not in RULES:

@@ -15,10 +15,8 @@ from ..stats import t_interval
 from ..versions import subliminal_version
 from .config import RunConfig
 
-RECORDS_FILE = "records.jsonl"
 
-
-def train_and_measure(group: list[RunConfig], *, version: str, measures=(), keep_models: bool = False,
+def train_and_measure(group: list[RunConfig], *, measures=(), keep_models: bool = False,
                       device: str = "auto", data_root: str | None = None, allow_tf32: bool = False,
                       noise_rng: str = "auto") -> list[dict]:
     """The engine's group function on the road: train ``group`` and measure each run where it trained.
@@ -26,8 +24,8 @@ def train_and_measure(group: list[RunConfig], *, version: str, measures=(), keep
     Runs wherever the executor puts it (a Ray worker, or this process); returns per run its record,
     the values of ``measures`` (:class:`~limen.verify.road.Measure`, on the trained networks and the
     run's data set, on this device) and, with ``keep_models``, the serialised networks. The networks
-    are dropped when the function returns. ``version`` is this process's engine version (the driver
-    refuses results of other code).
+    are dropped when the function returns. Each result carries the engine and measurement versions of
+    the code that computed it (the driver refuses results of other code).
     """
     from .. import subliminal  # the package's train_group: the engine's stable entry point
     from ..device import resolve_device
@@ -39,12 +37,10 @@ def train_and_measure(group: list[RunConfig], *, version: str, measures=(), keep
                                  return_models=need_models)
     records, models = out if need_models else (out, [None] * len(group))
     data = get_data(group[0], dev, data_root) if measures else None
-    results = []
-    for cfg, rec, mod in zip(group, records, models):
-        results.append({"key": rec["key"], "version": subliminal_version(), "record": rec,
-                        "measures": {m.name: m(mod, data) for m in measures},
-                        "models": _serialise(mod) if keep_models else None})
-    return results
+    mv = {m.name: m.version for m in measures}  # of the code here, checked by the driver
+    return [{"key": rec["key"], "version": subliminal_version(), "record": rec, "measure_versions": mv,
+             "measures": {m.name: m(mod, data) for m in measures}, "models": _serialise(mod) if keep_models else None}
+            for rec, mod in zip(records, models)]
 
 
 def _serialise(models) -> bytes:
@@ -75,7 +71,7 @@ class EngineProducer:
         return plan_groups(configs, max_group=self.max_group, memory_budget=self.memory_budget)
 
     def group_fn(self, measures, keep_models):
-        return functools.partial(train_and_measure, version=self.version, measures=tuple(measures),
+        return functools.partial(train_and_measure, measures=tuple(measures),
                                  keep_models=keep_models, device=self.device, data_root=self.data_root,
                                  allow_tf32=self.allow_tf32, noise_rng=self.noise_rng)
 
