@@ -10,10 +10,13 @@ Main API (see ``docs/estimators.md``)::
     r = pid(d, measure="sx")            # PIDResult; r.table(), r.to_dict(), r.atoms[((0,), (1,))]
     atoms = sx_pid(pmf, n_sources=3)    # numpy or torch (..., |S1|, |S2|, |S3|, |T|) -> (..., 18)
 
-Modules: ``lattice`` (redundancy lattices), ``distribution`` (Distribution + validation), ``sx``
-(vectorised I^sx), ``measures`` (I_min, I_mmi, generic atoms/goal), ``symbolic`` (exact sympy),
-``dit_backend`` (dit references), ``result`` (PIDResult), ``gates`` (named test distributions),
-``sample`` (sample-based goal for learning), ``cli`` (``limen pid``).
+Modules: ``lattice`` (redundancy lattices), ``base`` (what every measure shares: pmf checks,
+marginals, entropies, Möbius inversion, goal weights, memory limit), ``measures`` (one file per
+measure — ``isx``, ``imin``, ``immi`` — and ``redundancies``/``atoms``/``goal`` by name), ``sx``
+(the full I^sx decomposition), ``symbolic`` (exact sympy), ``dit_backend`` (dit references),
+``distribution`` (Distribution + validation), ``binning`` (discretising samples), ``result``
+(PIDResult), ``gates`` (named test distributions), ``sample`` (sample-based goal for learning),
+``cli`` (``limen pid``).
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ _EXPORTS = {
     "Distribution": "distribution",
     "pid": "api", "as_distribution": "api",
     "PIDResult": "result", "NodeMap": "result",
-    "sx_pid": "sx", "sx_redundancies": "sx", "sx_decomposition": "sx", "sx_goal": "sx", "goal_weights": "sx",
-    "SxDecomposition": "sx", "apply_mobius": "sx",
-    "wb_pid": "measures", "mmi_pid": "measures", "wb_redundancies": "measures", "mmi_redundancies": "measures",
-    "specific_information": "measures", "redundancies": "measures", "atoms": "measures", "goal": "measures",
+    "sx_pid": "sx", "sx_redundancies": "sx", "sx_decomposition": "sx", "sx_goal": "sx", "SxDecomposition": "sx",
+    "goal_weights": "base", "apply_mobius": "base", "specific_information": "base", "memory_limit": "base",
+    "Measure": "base", "Decomposition": "base",
+    "wb_pid": "measures.imin", "wb_redundancies": "measures.imin",
+    "mmi_pid": "measures.immi", "mmi_redundancies": "measures.immi",
+    "redundancies": "measures", "atoms": "measures", "goal": "measures", "register": "measures",
+    "get_measure": "measures",
     "sx_pid_exact": "symbolic", "sx_decomposition_exact": "symbolic",
     "dit_pid": "dit_backend", "dit_measures": "dit_backend",
     "gate": "gates", "gate_names": "gates",

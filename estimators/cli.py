@@ -7,6 +7,7 @@ examples:
   limen pid --gate and --measure wb --backend dit     dit's PID_WB for comparison
   limen pid pmf.json --json                 a file; JSON output
   limen pid samples.csv --target y          samples (no probability column)
+  limen pid measured.csv --bins 8           continuous samples, 8 equal-width bins per column
 
 file formats (by extension):
   .json  an object with ONE of
@@ -18,10 +19,17 @@ file formats (by extension):
                   optional "target" (variable indices)
            "samples": {"sources": [[s1, ..., sn], ...] (N rows), "target": [t, ...] (N)}
          or a bare nested list (a dense pmf)
-  .csv   a header row; if a column is named p, prob or probability each row is an outcome
-         with that probability, otherwise each row is one sample (plug-in estimate);
-         the target is the last other column (or --target NAME), the rest are sources
+  .csv   a header row of distinct names; if a column is named p, prob or probability each
+         row is an outcome with that probability, otherwise each row is one sample (plug-in
+         estimate); the target is the last other column (or --target NAME), the rest are sources
   .npy   a dense pmf array
+
+samples must be discrete: NaN/inf values and columns in which more than half of the samples
+carry a value seen only once (continuous data) are refused. --bins N cuts every numeric
+column with more than N distinct values into N equal-width bins over its range [min, max]
+(bin = min(floor(N (x - min) / (max - min)), N - 1)); other columns are kept as they are.
+A decomposition estimated to need more than --max-memory GB (default 4) is refused before
+anything is allocated.
 """
 
 from __future__ import annotations
@@ -32,25 +40,50 @@ import sys
 from pathlib import Path
 
 PROB_COLUMNS = ("p", "prob", "probability")
+MAX_DIGITS = 16
+
+
+def _option(cast, ok, what: str):
+    """argparse type: ``cast(text)`` if ``ok`` of it, else an error saying what the option must be."""
+    def parse(text: str):
+        try:
+            x = cast(text)
+        except ValueError:
+            x = None
+        if x is None or not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return x
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .measures import measure_names
+
     parser.add_argument("file", nargs="?", help="pmf or samples file (.json, .csv, .npy); see formats above")
     parser.add_argument("--gate", help="a named test distribution instead of a file (--list-gates)")
     parser.add_argument("--list-gates", action="store_true", help="list the named gates and exit")
     parser.add_argument("--measure", default="sx",
-                        help="sx (default), wb (I_min), mmi; with --backend dit any dit measure "
+                        help=f"{measure_names()}, default sx; with --backend dit any dit measure "
                              "(broja, ccs, dep, gk, pm, ...)")
     parser.add_argument("--backend", choices=("numpy", "torch", "sympy", "dit"), default=None,
                         help="numpy (default), torch, sympy (exact), dit")
     parser.add_argument("--exact", action="store_true", help="exact rational pmf and sympy atoms (I^sx)")
     parser.add_argument("--pointwise", action="store_true", help="also print the pointwise atoms")
     parser.add_argument("--order", default="default", help="node order: default, gamma, graded, dit, sxpid")
-    parser.add_argument("--digits", type=int, default=6, help="decimals in the table (default 6)")
+    parser.add_argument("--digits", type=_option(int, lambda k: 0 <= k <= MAX_DIGITS,
+                                                 f"a whole number of decimals from 0 to {MAX_DIGITS}"), default=6,
+                        help=f"decimals in the table, 0 to {MAX_DIGITS} (default 6)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--target", help="CSV: name of the target column (default: the last)")
     parser.add_argument("--n-sources", type=int, default=None, help="dense pmf: number of sources")
     parser.add_argument("--normalize", action="store_true", help="rescale a pmf that does not sum to 1")
+    parser.add_argument("--bins", type=_option(int, lambda k: k >= 2, "a whole number of bins >= 2"), default=None,
+                        metavar="N",
+                        help="samples: cut every numeric column with more than N distinct values into N "
+                             "equal-width bins over its range (see above)")
+    parser.add_argument("--max-memory", type=_option(float, lambda x: 0 < x < float("inf"),
+                                                     "a positive number of gigabytes"), default=4.0, metavar="GB",
+                        help="refuse a decomposition estimated to need more memory (default 4 GB)")
 
 
 def _load_json(path: Path, args):
@@ -67,7 +100,8 @@ def _load_json(path: Path, args):
         raise ValueError(f"{path}: expected a JSON object or a nested list")
     keys = [k for k in ("pmf", "outcomes", "samples") if k in obj]
     if len(keys) != 1:
-        raise ValueError(f"{path}: the JSON object needs exactly one of 'pmf', 'outcomes', 'samples' (got {sorted(obj)})")
+        raise ValueError(f"{path}: the JSON object needs exactly one of 'pmf', 'outcomes', 'samples' "
+                         f"(got {sorted(obj)})")
     if keys[0] == "pmf":
         return Distribution.from_pmf(obj["pmf"], obj.get("n_sources", args.n_sources),
                                      exact=args.exact or None, **kw)
@@ -77,7 +111,7 @@ def _load_json(path: Path, args):
     smp = obj["samples"]
     if not isinstance(smp, dict) or "sources" not in smp or "target" not in smp:
         raise ValueError(f"{path}: 'samples' must be an object with 'sources' (N rows) and 'target' (N values)")
-    return Distribution.from_samples(smp["sources"], smp["target"], exact=args.exact)
+    return Distribution.from_samples(smp["sources"], smp["target"], exact=args.exact, bins=args.bins)
 
 
 def _load_csv(path: Path, args):
@@ -91,6 +125,10 @@ def _load_csv(path: Path, args):
         raise ValueError(f"{path}: needs a header row and at least one data row")
     head = [h.strip() for h in rows[0]]
     data = [[c.strip() for c in r] for r in rows[1:]]
+    twice = sorted({h for h in head if head.count(h) > 1})
+    if twice:
+        raise ValueError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; "
+                         "every column needs its own name")
     if any(len(r) != len(head) for r in data):
         raise ValueError(f"{path}: every row needs {len(head)} columns like the header")
     pcol = next((i for i, h in enumerate(head) if h.lower() in PROB_COLUMNS), None)
@@ -110,7 +148,8 @@ def _load_csv(path: Path, args):
         return Distribution.from_outcomes(outs, probs, sources=len(src), exact=args.exact or None,
                                           normalize=args.normalize)
     return Distribution.from_samples([[r[i] for i in src] for r in data], [r[tcol] for r in data],
-                                     exact=args.exact)
+                                     exact=args.exact, bins=args.bins,
+                                     names=[f"column {head[i]!r}" for i in src + [tcol]])
 
 
 def _number(s: str, path) -> float:
@@ -139,6 +178,13 @@ def load_file(path: str | Path, args) -> "Distribution":  # noqa: F821
 
 
 def main(args: argparse.Namespace) -> int:
+    from .base import memory_limit
+
+    with memory_limit(args.max_memory * 1e9):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from .api import pid
     from .gates import GATES, gate
 

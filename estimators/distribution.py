@@ -9,7 +9,7 @@ and the alphabet (list of outcome labels) of every source and of the target. Bui
   ``sources=[[0], [1, 2]]`` (variable groups) and ``target=[3]``);
 * a dense array: ``Distribution.from_pmf(p)`` (labels 0..k-1);
 * samples: ``Distribution.from_samples(sources, target)`` (plug-in estimate; ``sources`` of shape
-  ``(N, n)`` or a list of n arrays of length N);
+  ``(N, n)`` or a list of n arrays of length N; ``bins=N`` discretises continuous columns);
 * dit: ``Distribution.from_dit(d)`` / ``d.to_dit()``.
 
 Exact mode: probabilities given as ``fractions.Fraction``, sympy ``Rational``, ``"p/q"`` strings, or
@@ -17,7 +17,9 @@ any probabilities with ``exact=True`` (floats are then read as their decimal str
 are stored as sympy Rationals (object array) and must sum to exactly 1; :func:`limen.estimators.pid`
 then gives exact atoms. Every constructor raises ``ValueError`` saying what is wrong: NaN/inf or
 negative probabilities, pmfs not summing to 1 (beyond ``tol``; ``normalize=True`` rescales),
-wrong shapes, a number of sources outside [2, 5], samples of mismatched lengths.
+wrong shapes, a number of sources outside [2, 5], samples of mismatched lengths, NaN samples,
+samples that do not look discrete, and dense pmfs larger than the memory limit
+(:func:`limen.estimators.memory_limit`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._arrays import check_pmf, is_torch, resolve_n
+from .base import check_memory
 
 __all__ = ["Distribution"]
 
@@ -109,7 +112,7 @@ class Distribution:
             if arr.ndim != n + 1:
                 raise ValueError(f"a Distribution holds one pmf of {n + 1} dimensions, got shape {arr.shape} "
                                  "(for batches use the vectorised functions, e.g. sx_pid(p, n_sources=n))")
-            self.pmf = check_pmf(arr, n, tol=tol, normalize=normalize)
+            self.pmf = check_pmf(arr, n, tol=tol, normalize=normalize, given_dtype=raw.dtype)
         self.exact = bool(exact)
         self.n_sources = n
         if alphabets is None:
@@ -178,6 +181,8 @@ class Distribution:
         alphabets = [_sort_labels(k[j] for k in keyed) for j in range(len(cols))]
         pos = [{v: i for i, v in enumerate(a)} for a in alphabets]
         shape = tuple(len(a) for a in alphabets)
+        cells = float(np.prod(shape, dtype=np.float64))
+        check_memory(8 * cells, f"a dense pmf of shape {shape} ({cells:.3g} cells)")
         if exact:
             vals = [_to_rational(p) for p in probs]
             arr = np.empty(shape, dtype=object)
@@ -198,12 +203,19 @@ class Distribution:
         return cls(arr, len(groups), alphabets=alphabets, normalize=normalize, tol=tol, exact=exact)
 
     @classmethod
-    def from_samples(cls, sources, target, *, exact: bool = False) -> "Distribution":
+    def from_samples(cls, sources, target, *, exact: bool = False, bins: int | None = None,
+                     names: Sequence[str] | None = None) -> "Distribution":
         """Plug-in pmf of N samples (empirical frequencies).
 
         ``sources``: an array-like of shape ``(N, n)`` (rows = samples; nested lists are rows), or a
         list/tuple of n 1-D numpy arrays or torch tensors (columns) of length N. ``target``: ``(N,)``.
+        NaN/inf samples and columns that do not look discrete (more than half of the samples carry
+        a value seen only once) are refused; ``bins=N`` first cuts every numeric column with more
+        than N distinct values into N equal-width bins (rule in :mod:`limen.estimators.binning`).
+        ``names``: the n source names and the target's, for messages.
         """
+        from .binning import bin_column, check_bins, check_discrete, check_finite
+
         if is_torch(target):
             target = target.detach().cpu().numpy()
         t = np.asarray(target)
@@ -226,13 +238,24 @@ class Distribution:
         if len(t) == 0:
             raise ValueError("no samples given")
         resolve_n((1,) * (len(cols) + 1), len(cols))
-        rows = list(zip(*[c.tolist() for c in cols], t.tolist()))
+        if names is None:
+            names = [f"source {i + 1}" for i in range(len(cols))] + ["the target"]
+        elif len(names) != len(cols) + 1:
+            raise ValueError(f"names must name the {len(cols)} sources and the target, got {len(names)} names")
+        cols = cols + [t]
+        for c, name in zip(cols, names):
+            check_finite(c, name)
+        if bins is not None:
+            bins = check_bins(bins)
+            cols = [bin_column(c, bins, name) for c, name in zip(cols, names)]
+        check_discrete(cols, names)
+        rows = list(zip(*[c.tolist() for c in cols]))
         counts: dict = {}
         for r in rows:
             counts[r] = counts.get(r, 0) + 1
         outs = list(counts)
         probs = [Fraction(counts[o], len(rows)) for o in outs] if exact else [counts[o] / len(rows) for o in outs]
-        return cls.from_outcomes(outs, probs, sources=len(cols), exact=exact)
+        return cls.from_outcomes(outs, probs, sources=len(cols) - 1, exact=exact)
 
     @classmethod
     def from_dit(cls, d, sources=None, target=None) -> "Distribution":

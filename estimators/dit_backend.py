@@ -2,23 +2,27 @@
 
 ``pid(d, measure=..., backend="dit")`` lands here. ``measure`` is the dit class name with or
 without the ``PID_`` prefix, case-insensitive (``"sx"``, ``"wb"``, ``"mmi"``, ``"broja"``, ``"ccs"``,
-``"dep"``, ``"gk"``, ``"pm"``, ``"skar_nw"``, ...); ``"imin"`` is an alias of WB. dit is slow
+``"dep"``, ``"gk"``, ``"pm"``, ``"skar_nw"``, ...) or any alias of a limen measure that dit also
+has (``"imin"`` is WB; :mod:`limen.estimators.measures`). dit is slow
 (``PID_SX`` on a 2×2×2→2 pmf takes about 1.6 s) and some measures only compute unique information
 (BROJA, dep, RA, SKAR: NaN atoms for 3 sources): use it as a test oracle. dit seeds some optimisers
-from the global numpy state, so the global seed is set (``seed=0``) before each measure.
+from the global numpy state, so the global seed is set (``seed=0``) before each measure, and
+measures that take a generator (BROJA's scipy optimiser, which otherwise draws fresh entropy)
+get ``rng=np.random.default_rng(seed)``: results are reproducible.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
+from .base import entropy
 from .distribution import Distribution
 from .lattice import lattice
 from .result import NodeMap, PIDResult
 
 __all__ = ["dit_measures", "dit_pid_class", "dit_pid"]
-
-_ALIASES = {"imin": "WB", "i_min": "WB", "isx": "SX", "i_sx": "SX", "immi": "MMI", "i_mmi": "MMI"}
 
 
 def dit_measures() -> list[str]:
@@ -31,9 +35,14 @@ def dit_measures() -> list[str]:
 def dit_pid_class(measure: str):
     import dit.pid
 
+    from .measures import get_measure
+
     key = str(measure)
     key = key[4:] if key.upper().startswith("PID_") else key
-    key = _ALIASES.get(key.lower(), key)
+    try:
+        key = get_measure(key).dit or key
+    except ValueError:  # not a limen measure: a dit name
+        pass
     for name in dit_measures():
         if name.lower() == key.lower():
             return getattr(dit.pid, "PID_" + name)
@@ -51,6 +60,8 @@ def dit_pid(d: Distribution, measure: str = "sx", *, pointwise: bool = False, se
     dd = d.to_dit()
     if seed is not None:
         np.random.seed(seed)
+        if "rng" in inspect.signature(cls._measure).parameters and "rng" not in kwargs:
+            kwargs["rng"] = np.random.default_rng(seed)  # BROJA's optimiser ignores the global seed
     is_pw = issubclass(cls, BasePointwisePID)
     if pointwise and not is_pw:
         raise ValueError(f"dit's {cls.__name__} has no pointwise mode (only SX and PM do)")
@@ -63,8 +74,7 @@ def dit_pid(d: Distribution, measure: str = "sx", *, pointwise: bool = False, se
             reds.append(float(p.get_red(nd)))
         except Exception:  # pragma: no cover - some incomplete measures lack redundancies
             reds.append(float("nan"))
-    pt = d.float_pmf().sum(axis=tuple(range(n)))
-    h_t = float(-(pt[pt > 0] * np.log2(pt[pt > 0])).sum())
+    h_t = float(entropy(d.float_pmf().sum(axis=tuple(range(n)))))
     mi = float(p._total)
     res = PIDResult(n=n, measure=cls.__name__, backend="dit", atoms=NodeMap(L, atoms), redundancies=NodeMap(L, reds),
                     mi=mi, h_target=h_t, h_res=h_t - mi)

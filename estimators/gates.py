@@ -2,7 +2,8 @@
 
 ``gate(name)`` returns float probabilities, ``gate(name, exact=True)`` sympy Rationals. Sources are
 the first variables, the target the last; the reference I^sx values are in ``docs/estimators.md``
-and the tests (digest §1.7).
+and the tests (published with I^sx, Makkeh, Gutknecht, Wibral 2021, arXiv 2002.03356, and in the
+gate tests of github.com/Abzinger/SxPID and github.com/pwollstadt/IDTxl).
 
 =============  =======  =============================================================
 name           sources  definition

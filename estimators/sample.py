@@ -52,6 +52,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .base import entropy, goal_weights
+
 __all__ = [
     "sx_sample_redundancies",
     "sx_sample_atoms",
@@ -96,15 +98,11 @@ def _device_consts(n: int, nodes: tuple[int, ...], device: str, dtype: torch.dty
 
 def _goal_weights(gamma, n: int) -> tuple[np.ndarray, float]:
     """``(w, γ_res)`` with ``γ·atoms + γ_res·H_res = w·I + γ_res·H(T)`` (``w = Mᵀγ − γ_res·e_top``)."""
-    from .sx import goal_weights
-
     n_nodes = _lattice_arrays(n)[1].shape[0]
     g = np.asarray(gamma.detach().cpu() if isinstance(gamma, torch.Tensor) else gamma, dtype=np.float64)
     if g.shape != (n_nodes + 1,):
         raise ValueError(f"gamma must have {n_nodes + 1} entries for {n} sources "
                          f"({n_nodes} atoms, then H_res), got shape {g.shape}")
-    if not np.all(np.isfinite(g)):
-        raise ValueError("gamma contains NaN or inf")
     return goal_weights(g, n)
 
 
@@ -345,10 +343,8 @@ def sx_sample_atoms(bins: torch.Tensor, p_target: torch.Tensor, n_bins: int, *,
 
 
 def _entropy(p_target: torch.Tensor) -> torch.Tensor:
-    pt = p_target.mean(1)
-    ppos = pt > 0
-    return -torch.where(ppos, pt * torch.log2(torch.where(ppos, pt, torch.ones_like(pt))),
-                        torch.zeros_like(pt)).sum(-1)
+    """H(T) per neuron, ``(neurons,)``: the target marginal is the mean soft target."""
+    return entropy(p_target.mean(1))
 
 
 def sx_sample_goal(bins: torch.Tensor, p_target: torch.Tensor, gamma, n_bins: int, *,

@@ -11,9 +11,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
+from typing import Any
 
 import numpy as np
+
+#: Parameters named like the dimensions of limen.theory (aux-head width m, widths d and D, noise
+#: samples N, input dimension n_in, GD steps) are counts wherever they occur, also in results whose
+#: statement names only a derived symbol (e.g. the rank r = min(m, d)): name -> least value.
+COUNTS = {"m": 1, "d": 1, "D": 1, "N": 1, "n_in": 1, "steps": 0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +47,84 @@ def _parse_value(text: str):
     if text.lower() in ("none", "null"):
         return None
     return text
+
+
+def _domain(result, names) -> dict[str, dict[str, bool]]:
+    """The assumptions (sympy: integer, positive, nonnegative, real) of the statement's symbols that
+    share a name with a parameter in ``names``, else the :data:`COUNTS` convention."""
+    import sympy as sp
+
+    out: dict[str, dict[str, bool]] = {}
+    for sym in result.expr.free_symbols:
+        if isinstance(sym, sp.Symbol) and sym.name in names:
+            facts = {k: True for k in ("integer", "positive", "nonnegative", "real") if sym.assumptions0.get(k)}
+            if facts:
+                out.setdefault(sym.name, {}).update(facts)
+    for name, least in COUNTS.items():
+        if name in names and name not in out:
+            out[name] = {"integer": True, "positive" if least >= 1 else "nonnegative": True}
+    return out
+
+
+def _kind(facts: dict[str, bool]) -> str:
+    noun = "an integer" if facts.get("integer") else "a real number"
+    return noun + (" > 0" if facts.get("positive") else " >= 0" if facts.get("nonnegative") else "")
+
+
+def _outside(value: Any, facts: dict[str, bool]) -> bool:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return False  # arrays are checked by the evaluator (shapes)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return bool(math.isnan(value) or (facts.get("integer") and not float(value).is_integer())
+                or (facts.get("positive") and not value > 0) or (facts.get("nonnegative") and not value >= 0))
+
+
+def _has_nan(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_has_nan(v) for v in value)
+    if isinstance(value, (float, np.floating, np.ndarray)):
+        arr = np.asarray(value)
+        return arr.dtype.kind in "fc" and bool(np.isnan(arr).any())
+    return False
+
+
+def evaluate(result, items: list[str]) -> Any:
+    """``--evaluate KEY=VALUE ...``: names, required names and domains checked before evaluating;
+    a ``ValueError`` (exit status 2) names the argument and what it accepts, also when the
+    evaluation gives nan."""
+    params = inspect.signature(result.evaluator).parameters
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [n for n in accepted if params[n].default is inspect.Parameter.empty]
+    shown = ", ".join(n if n in required else f"{n}={params[n].default!r}" for n in accepted)
+    numbers = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--evaluate takes KEY=VALUE, got {item!r}; {result.name} accepts {shown}")
+        key, value = item.split("=", 1)
+        if key not in accepted:
+            raise ValueError(f"{result.name} --evaluate: unknown name {key!r}; accepted: {shown}")
+        numbers[key] = _parse_value(value)
+    missing = [n for n in required if n not in numbers]
+    if missing:
+        raise ValueError(f"{result.name} --evaluate: missing {', '.join(missing)}; accepted: {shown}")
+    for name, facts in _domain(result, set(numbers)).items():
+        if _outside(numbers[name], facts):
+            raise ValueError(f"{result.name} --evaluate: {name}={numbers[name]!r} is outside the domain: {name} "
+                             f"must be {_kind(facts)} (see limen derive {result.name} --assumptions)")
+    try:
+        with np.errstate(invalid="ignore"):
+            out = result.evaluate(**numbers)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{result.name} --evaluate: {exc}") from None
+    if _has_nan(out):
+        raise ValueError(f"{result.name} --evaluate: the result is nan for {' '.join(items)}: an input is outside "
+                         f"the domain of the statement (see limen derive {result.name} --assumptions)")
+    return out
 
 
 def _jsonable(value):
@@ -70,16 +156,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     r = theory.get(args.name)
     if args.evaluate:
-        numbers = {}
-        for item in args.evaluate:
-            if "=" not in item:
-                raise ValueError(f"--evaluate takes KEY=VALUE, got {item!r}")
-            key, value = item.split("=", 1)
-            numbers[key] = _parse_value(value)
-        try:
-            out = r.evaluate(**numbers)
-        except TypeError as exc:
-            raise ValueError(f"{r.name}: {exc}") from None
+        out = evaluate(r, args.evaluate)
         print(json.dumps(_jsonable(out), indent=2) if not isinstance(out, float) else repr(out))
         return 0
     if args.check:

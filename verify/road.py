@@ -27,7 +27,6 @@ data set (``x_test``, ``y_test``, ``x_train``, …), named and versioned (:class
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib
@@ -202,16 +201,6 @@ def _note(message: str) -> None:
     print(f"limen: {message}", file=sys.stderr, flush=True)
 
 
-def _bar(total: int, description: str, enabled: bool | None):
-    """A progress display (:mod:`limen.verify.progress`; ``None``: a bar on a terminal, lines otherwise),
-    or with ``enabled=False`` a ticker that shows nothing."""
-    from .progress import Ticker, progress
-
-    if enabled is False:
-        return contextlib.nullcontext(Ticker(lambda n, message: None))
-    return progress(total, description, enabled=enabled)
-
-
 class Road:
     """Plan, claim, execute and store the runs of ``configs`` (module docstring); :meth:`run` returns records.
 
@@ -285,6 +274,7 @@ class Road:
     def run(self, configs: Sequence) -> list[dict]:
         """Records of ``configs`` in order (each with its measurements), trained only where missing."""
         from .executors import get_executor
+        from .progress import progress
 
         configs = list(configs)
         keys = [config_key(c) for c in configs]
@@ -300,7 +290,7 @@ class Road:
             todo = len(plan.train) + len(plan.measure)
             if todo:
                 ex = get_executor(self.executor, **self.executor_options)
-                with _bar(todo, self.description, self.progress) as bar:
+                with progress(todo, self.description, enabled=self.progress) as bar:
                     self._execute(store, unique, version, ex, bar, plan)
                 plan = self._plan(store, unique, version)
             return [self._record(store, k, *plan.done[k]) for k in keys]

@@ -27,3 +27,15 @@ def test_bench_pid_dit_part():
 
     r = bench_dit((2, 2, 1, 2), repeats=2)
     assert r["max_abs_diff"] < 1e-10 and r["speedup"] > 1
+
+
+def test_bench_pid_reports_progress_without_a_tty(tmp_path, capsys):
+    """It printed nothing for minutes when stderr was not a terminal; now a line per measurement."""
+    from limen.verify.cli import main
+
+    assert main(["bench", "pid", "--quick", "--skip-dit", "--out", str(tmp_path / "b.json")]) == 0
+    err = capsys.readouterr().err
+    assert "batched sx_pid 4x4x4x2, torch float32 cpu" in err and "dense_histogram_goal" in err
+    assert len([line for line in err.splitlines() if "limen bench pid" in line]) >= 5
+    assert main(["bench", "pid", "--quick", "--skip-dit", "--no-progress", "--out", str(tmp_path / "c.json")]) == 0
+    assert capsys.readouterr().err == ""

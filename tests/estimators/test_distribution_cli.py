@@ -183,3 +183,32 @@ def test_cli_files(tmp_path, capsys):
     assert rc == 0 and out.splitlines()[3].startswith("{1} ")
     rc, _, err = run_cli(["pid", str(tmp_path / "missing.json")], capsys)
     assert rc == 2 and "no such file" in err
+
+
+def test_float32_tolerance_is_the_same_for_numpy_and_torch():
+    """float32 pmfs normalised in float32 were rejected as numpy (tolerance 1e-9) but accepted as torch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        p = rng.random((3, 3, 3, 2)).astype(np.float32)
+        p /= p.sum()
+        np.testing.assert_allclose(sx_pid(p), sx_pid(torch.tensor(p)).double().numpy(), atol=2e-5)
+        Distribution(p)
+    off = (p * np.float32(1.001)).astype(np.float32)  # a real error of 1e-3 fails in both
+    for q in (off, torch.tensor(off)):
+        with pytest.raises(ValueError, match="does not sum to 1"):
+            sx_pid(q)
+    with pytest.raises(ValueError, match="does not sum to 1"):
+        Distribution(off)
+    # float64 and integer input keep the float64 tolerance
+    with pytest.raises(ValueError, match="tolerance 1e-09"):
+        sx_pid(p.astype(np.float64) * (1 + 1e-7))
+
+
+@pytest.mark.parametrize("tol", [float("nan"), -1e-3, float("inf"), "1e-3", True])
+def test_bad_tolerance_is_refused(tol):
+    """tol=nan silently disabled the normalisation check."""
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
+        sx_pid(np.full((2, 2, 2), 0.2), tol=tol)
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
+        Distribution(np.full((2, 2, 2), 0.125), tol=tol)

@@ -7,12 +7,12 @@ import pytest
 
 from limen.estimators.lattice import canonical_node, lattice
 
-GAMMA3 = [  # digest §1.4, dit node column
+GAMMA3 = [  # the infomorphic γ order (get_achains, Priesemann-Group/Infomorphic_Networks), dit's node form
     ((0,), (1,), (2,)), ((0,), (1,)), ((0,), (2,)), ((1,), (2,)), ((0,), (1, 2)), ((1,), (0, 2)),
     ((2,), (0, 1)), ((0,),), ((1,),), ((2,),), ((0, 1), (0, 2), (1, 2)), ((0, 1), (0, 2)),
     ((0, 1), (1, 2)), ((0, 2), (1, 2)), ((0, 1),), ((0, 2),), ((1, 2),), ((0, 1, 2),),
 ]
-CHILDREN3 = {  # digest §1.4 "children" column, by gamma index
+CHILDREN3 = {  # lower covers by γ index, as listed in pwollstadt/IDTxl idtxl/lattices.py
     0: [], 1: [0], 2: [0], 3: [0], 4: [1, 2], 5: [1, 3], 6: [2, 3], 7: [4], 8: [5], 9: [6],
     10: [4, 5, 6], 11: [7, 10], 12: [8, 10], 13: [9, 10], 14: [11, 12], 15: [11, 13], 16: [12, 13],
     17: [14, 15, 16],

@@ -13,7 +13,9 @@ from limen.estimators import (Distribution, gate, goal_weights, lattice, pid, sx
 
 TOL = 1e-12
 
-# digest §1.7, two sources: (shared {1}{2}, unique {1}, unique {2}, synergy {12}, I(T;S1,S2))
+# Published I^sx vectors (Makkeh, Gutknecht, Wibral 2021, arXiv 2002.03356; the gate tests of Abzinger/SxPID
+# testing/test_gates.py and pwollstadt/IDTxl test/test_estimators_multivariate_pid.py; dit 2.3 PID_SX agrees).
+# Two sources: (shared {1}{2}, unique {1}, unique {2}, synergy {12}, I(T;S1,S2))
 TWO_SOURCE = {
     "xor": (log2(2 / 3), log2(3 / 2), log2(3 / 2), log2(4 / 3), 1.0),
     "and": (0.5 * log2(32 / 27), 0.25 * log2(27 / 16), 0.25 * log2(27 / 16), 0.75 * log2(4 / 3), 0.811278124459133),
@@ -27,7 +29,7 @@ TWO_SOURCE = {
     "rnderr": (0.556715, 0.443285, -0.367993, 0.367993, 1.0),  # published to 6 decimals
 }
 
-# digest §1.7, PARITY3 closed forms (SxPID order) mapped to gamma order
+# PARITY3 closed forms (SxPID's node order, Abzinger/SxPID testing/test_gates.py) mapped to gamma order
 P3 = {"i": log2(5 / 4), "ij": log2(9 / 8), "123": log2(32 / 27), "i_j": log2(7 / 8), "i_jk": log2(32 / 35),
       "ij_ik": log2(16 / 15), "1_2_3": log2(8 / 7), "12_13_23": log2(875 / 1024)}
 PARITY3 = ([P3["1_2_3"]] + [P3["i_j"]] * 3 + [P3["i_jk"]] * 3 + [P3["i"]] * 3 + [P3["12_13_23"]]
@@ -85,7 +87,7 @@ def test_parity3_rounded_table_values():
 
 def test_pointwise_and():
     dec = sx_decomposition(gate("and").float_pmf(), pointwise=True)
-    # (u1, u2, syn, shd) per realisation, digest §1.7
+    # (u1, u2, syn, shd) per realisation, as in Abzinger/SxPID testing/test_gates.py
     expected = {(0, 0, 0): (0, 0, 0, log2(4 / 3)), (0, 1, 0): (log2(3 / 2), log2(3 / 4), log2(4 / 3), log2(8 / 9)),
                 (1, 0, 0): (log2(3 / 4), log2(3 / 2), log2(4 / 3), log2(8 / 9)),
                 (1, 1, 1): (log2(3 / 2), log2(3 / 2), log2(4 / 3), log2(4 / 3))}
@@ -206,12 +208,13 @@ def test_batched_equals_loop_and_orders():
 
 
 def test_chunked_numpy_path(monkeypatch):
+    import limen.estimators.base as base
     import limen.estimators.sx as sx
 
     rng = np.random.default_rng(2)
     p = rng.dirichlet(np.ones(16), size=50).reshape(50, 2, 2, 2, 2)
     full = sx.sx_decomposition(p, n_sources=3)
-    monkeypatch.setattr(sx, "_NUMPY_CHUNK_ELEMS", 16 * 18 * 7)
+    monkeypatch.setattr(base, "_NUMPY_CHUNK_ELEMS", 16 * 18 * 7)
     part = sx.sx_decomposition(p, n_sources=3)
     np.testing.assert_allclose(part.atoms, full.atoms, atol=1e-14)
     np.testing.assert_allclose(part.h_res, full.h_res, atol=1e-14)
@@ -331,3 +334,18 @@ def test_goal_and_gradients_other_measures(measure):
     base = torch.tensor(p[0], requires_grad=True)
     assert torch.autograd.gradcheck(lambda q: atoms(q, measure, validate=False), (base,))
     np.testing.assert_allclose(atoms(torch.tensor(p), measure, n_sources=3).numpy(), a, atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["sx", "wb", "mmi"])
+def test_goal_rejects_non_finite_gamma(measure):
+    """A NaN or inf weight used to return NaN (sx_goal) instead of saying which weight is bad."""
+    from limen.estimators import goal
+
+    p = gate("parity3").float_pmf()
+    for bad in (np.nan, np.inf):
+        gamma = np.zeros(19)
+        gamma[4] = bad
+        with pytest.raises(ValueError, match=r"gamma contains NaN or inf \(entries \[4\]\)"):
+            goal(p, gamma, measure)
+    with pytest.raises(ValueError, match="gamma must be a numeric vector"):
+        sx_goal(p, ["a"] * 19)

@@ -217,6 +217,20 @@ def test_mismatched_counts_and_wrong_kinds_raise(isolated):
         load_dataset("mnist", root=isolated / "b")
 
 
+@pytest.mark.parametrize("part, stem", [("train", "train-images-idx3-ubyte"), ("test", "t10k-images-idx3-ubyte")])
+def test_a_set_without_images_is_an_error_naming_the_file(isolated, part, stem):
+    make_set(isolated / "r", **{f"n_{part}": 0})  # a valid IDX file of shape (0, 6, 5)
+    with pytest.raises(ValueError, match="holds 0 images") as info:
+        load_dataset("mnist", root=isolated / "r")
+    assert str((isolated / "r" / stem).resolve()) in str(info.value)
+
+
+def test_class_truncation_that_keeps_no_image_is_an_error(isolated):
+    make_set(isolated / "r", n_classes=1, offset=5)  # every label is 5
+    with pytest.raises(ValueError, match="no training images with labels 0..2 \\(n_classes=3\\)"):
+        load_dataset("mnist", root=isolated / "r", n_classes=3)
+
+
 def test_corrupt_file_in_a_set_names_it(isolated):
     make_set(isolated / "r", gz=True)
     p = isolated / "r" / "train-images-idx3-ubyte.gz"

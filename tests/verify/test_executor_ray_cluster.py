@@ -119,7 +119,7 @@ def test_a_sweep_on_a_real_cluster_survives_a_lost_worker_node(tmp_path, ray_env
         finally:
             _stop(driver, signal.SIGKILL)
         assert driver.returncode == 0, stderr[-3000:]
-        assert f"{SEEDS} records in" in stdout
+        assert f"{SEEDS} records in" in stderr
         assert "a Ray worker died" in stderr  # the lost node's group went back to the queue
         records = stored_records(out)
         assert sorted(r["seed"] for r in records) == list(range(SEEDS))   # each run once, none lost

@@ -22,7 +22,7 @@ the time is additive). Inputs are Gaussian images with one-hot labels by default
 (``--data`` uses a real data set's first batch); timings do not depend on the values
 beyond the occupancy of the bins.
 
-Targets (issue 6): ratio ≥ 10× on CPU and on GPU; on GPU a full 100-epoch MNIST-size
+Targets: ratio ≥ 10× on CPU and on GPU; on GPU a full 100-epoch MNIST-size
 run at N = 2000 (47 steps per epoch × 100, extrapolated from the step time) in under
 60 s, i.e. about ≤ 10 ms per step. Prints a table and writes JSON (``--out``).
 """

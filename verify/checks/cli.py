@@ -1,7 +1,8 @@
 """Compare a theory prediction with training runs: ``limen check PRESET`` (or ``all``).
 
-Prints one table per check -- quantity, predicted, measured (mean ± 95 % CI over
-seeds), tolerance, verdict -- and writes a report folder OUT/PRESET/ with
+Prints one table per check on stdout -- quantity, predicted, measured (mean ± 95 %
+CI over seeds), tolerance, verdict -- or, with --json, one JSON object and nothing
+else; progress and errors go to stderr. Writes a report folder OUT/PRESET/ with
 records.jsonl (finished runs; a rerun with the same --out resumes), summary.json
 and plots. A failed prediction is a result, not an error: the exit status is
 non-zero only when a check could not run. See docs/checks.md.
@@ -10,8 +11,11 @@ non-zero only when a check could not run. See docs/checks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
+
+from limen.verify.cli import options
 
 from .registry import PRESET_MODULES
 
@@ -24,13 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data set: digits (embedded, default), fashion-mnist, mnist, emnist-balanced, ...")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set files (else $LIMEN_DATA / defaults)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the check's own)")
+    parser.add_argument("--seeds", type=options.count, default=None, help="seeds per condition (default: the check's own)")
     parser.add_argument("--quick", action="store_true", help="small sizes (laptop CPU, minutes for all checks)")
     parser.add_argument("--out", default="reports", help="report root; each check writes OUT/PRESET/ (default reports)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: 1 with --quick on the CPU, whose small matrices run "
                              "fastest single-threaded, else torch's default)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (per check: verdict, counts, rows, report folder) "
+                             "instead of the tables")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (else a bar on a terminal, plain lines every <= 10 s otherwise)")
     store = parser.add_argument_group("results store (OUT/results.db, shared by the checks of one --out)")
     store.add_argument("--reuse-stale", action="store_true",
                        help="use runs stored by another version of the code instead of training them again "
@@ -82,40 +90,46 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .registry import get, names, run_preset
-    from .report import overview, print_result
+    from .report import overview, print_result, result_json
 
     _set_threads(args)
-    console = Console()
-    options = dict(data=args.data, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
-                   quick=args.quick, progress=not args.no_progress and console.is_terminal,
-                   reuse_stale=args.reuse_stale, keep_models=args.keep_models, executor=args.executor,
-                   address=args.address)
+    console = Console(quiet=args.json)  # the human tables; with --json, stdout holds the JSON only
+    errors = Console(stderr=True)
+    settings = dict(data=args.data, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
+                    quick=args.quick, progress=not args.no_progress, reuse_stale=args.reuse_stale,
+                    keep_models=args.keep_models, executor=args.executor, address=args.address)
     from limen.verify.store import check_out
 
     out = check_out(args.out)  # before any work: a file there would lose the results
     if args.preset != "all":
         get(args.preset)  # unknown name -> ValueError -> exit 2 with the list of names
-        result = run_preset(args.preset, out, **options)
+        result = run_preset(args.preset, out, **settings)
         print_result(result, console, out=out / args.preset)
+        if args.json:
+            print(json.dumps({"checks": [result_json(result, out / args.preset)], "errors": []}, indent=1))
         return 0
 
     done = []
     for name in names(in_all=True):
         console.rule(f"[bold]{name}")
         try:
-            result = run_preset(name, out, **options)
+            result = run_preset(name, out, **settings)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one broken check must not hide the others' results
-            console.print(f"[bold magenta]ERROR[/] in {name}: {type(exc).__name__}: {exc}", highlight=False)
+            errors.print(f"[bold magenta]ERROR[/] in {name}: {type(exc).__name__}: {exc}", highlight=False)
             traceback.print_exc(file=sys.stderr)
-            done.append((name, None, str(exc)))
+            done.append((name, None, f"{type(exc).__name__}: {exc}"))
             continue
         print_result(result, console, out=out / name)
         done.append((name, result, None))
     console.print(overview(done))
-    errors = [n for n, r, _ in done if r is None]
-    if errors:
-        console.print(f"[bold magenta]{len(errors)} check(s) could not run:[/] {', '.join(errors)}")
+    failed = [n for n, r, _ in done if r is None]
+    if args.json:
+        checks = [result_json(r, out / n) if r is not None else
+                  {"name": n, "verdict": "ERROR", "error": err, "report": str(out / n)} for n, r, err in done]
+        print(json.dumps({"checks": checks, "errors": failed}, indent=1))
+    if failed:
+        errors.print(f"[bold magenta]{len(failed)} check(s) could not run:[/] {', '.join(failed)}")
         return 1
     return 0

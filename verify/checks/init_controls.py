@@ -115,7 +115,8 @@ def _plot(ctx, acc, teacher, ms, chance) -> str:
     t = mean_ci([v for by_m in teacher["shared"].values() for v in by_m.values()]).mean
     return plots.curve(ctx.out / "accuracy_vs_m.png", ms, measured=measured, xlabel="aux logits m",
                        ylabel="student test accuracy", title="init controls: accuracy vs m", logx=True,
-                       hlines={f"chance 1/K = {chance:.2f} (random heads)": chance, f"teacher {t:.2f}": t})
+                       hlines={f"chance 1/K = {chance:.2f} (random heads)": chance, f"teacher {t:.2f}": t},
+                       legend_outside=True)
 
 
 PRESET = Preset(

@@ -109,12 +109,14 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
     cis = [mean_ci(acc[:, j]) for j in range(len(sigmas))]
     curve = ([c.mean for c in cis], [c.lo for c in cis], [c.hi for c in cis])
     vlines = {f"predicted {'σ*' if head == 'aux_head' else 'σ_mid'} = {sigma_star:.3g}": sigma_star}
-    if rows[0].measured is not None and math.isfinite(rows[0].measured.mean):
-        vlines[f"measured σ_mid = {rows[0].measured.mean:.3g}"] = rows[0].measured.mean
+    measured_mid = rows[0].measured
+    vspans = ({f"measured σ_mid = {measured_mid.mean:.3g} (95% CI shaded)":
+               (measured_mid.mean, measured_mid.lo, measured_mid.hi)}
+              if measured_mid is not None and math.isfinite(measured_mid.mean) else {})
     fig = plots.curve(ctx.out / "accuracy_vs_sigma.png", sigmas, measured={"student": curve}, predicted=predicted,
                       xlabel=f"σ of the Gaussian noise on the student's {head}", ylabel="student test accuracy",
-                      title=f"{head} perturbation (m = {M}, d = {d})", vlines=vlines,
-                      hlines={"chance": chance, "half-way level": half(np.asarray(curve[0]))})
+                      title=f"{head} perturbation (m = {M}, d = {d})", vlines=vlines, vspans=vspans,
+                      hlines={f"chance {chance:.2g}": chance, "half-way level": half(np.asarray(curve[0]))})
     name = "aux-perturbation" if head == "aux_head" else "class-perturbation"
     return CheckResult(
         preset=name,

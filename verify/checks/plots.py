@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Sequence
 
@@ -13,18 +14,27 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+#: colours of the marker lines (after the series colours), and the (colour, style) of each level line
+MARK_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+LEVEL_STYLES = (("0.45", ":"), ("0.1", "-."), ("tab:olive", (0, (6, 2, 1, 2))), ("tab:cyan", ":"))
+
+
 def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | None = None,
           predicted: dict[str, tuple] | None = None, xlabel: str, ylabel: str, title: str,
           logx: bool = False, logy: bool = False, vlines: dict[str, float] | None = None,
-          hlines: dict[str, float] | None = None, points: dict[str, tuple] | None = None) -> str:
+          vspans: dict[str, tuple[float, float, float]] | None = None, hlines: dict[str, float] | None = None,
+          points: dict[str, tuple] | None = None, legend_outside: bool = False) -> str:
     """Measured series with 95 % error bars against theory curves; returns the file name.
 
     ``measured``: label -> (mean, lo, hi) arrays over ``x``; ``predicted``: label -> (x, y)
-    curves; ``points``: label -> (x, y) scatter (e.g. per-seed values); ``vlines``/``hlines``:
-    label -> position (e.g. σ* or chance).
+    curves (dashed); ``points``: label -> (x, y) scatter (e.g. per-seed values); ``vlines``:
+    label -> position, dashed (e.g. a predicted σ*); ``vspans``: label -> (position, lo, hi),
+    a solid line with its interval shaded (a measured position); ``hlines``: label -> level
+    (chance, half-way), each in its own style. ``legend_outside`` puts the legend right of
+    the axes, off the data.
     """
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.6 if legend_outside else 6.4, 4.2), dpi=110)
     x = np.asarray(x, dtype=float)
     for label, (px, py) in (points or {}).items():
         ax.scatter(px, py, s=9, alpha=0.35, label=label)
@@ -36,17 +46,22 @@ def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | 
                     label=f"{label} (mean ± 95% CI)")
     for label, (px, py) in (predicted or {}).items():
         ax.plot(px, py, "--", lw=1.6, label=label)
-    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"][3:] * 3)
+    colors = itertools.cycle(MARK_COLORS)
     for label, v in (vlines or {}).items():
-        ax.axvline(v, ls=":", lw=1.4, color=next(colors), label=label)
-    for label, v in (hlines or {}).items():
-        ax.axhline(v, ls=":", lw=1.2, color="grey", label=label)
+        ax.axvline(v, ls="--", lw=1.4, color=next(colors), label=label)
+    for label, (v, lo, hi) in (vspans or {}).items():
+        color = next(colors)
+        ax.axvline(v, ls="-", lw=1.6, color=color, label=label)
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color=color, alpha=0.12, lw=0)
+    for (label, v), (color, ls) in zip((hlines or {}).items(), itertools.cycle(LEVEL_STYLES)):
+        ax.axhline(v, ls=ls, lw=1.3, color=color, label=label)
     if logx:
         ax.set_xscale("log")
         ax.set_xticks(x[x > 0])
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    return _save(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
+    return _save(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy, legend_outside=legend_outside)
 
 
 def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[float], *, xlabel: str,
@@ -72,7 +87,8 @@ def scatter(path: str | Path, predicted: Sequence[float], measured: Sequence[flo
     return _save(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
 
 
-def _save(fig, ax, path: Path, *, xlabel: str, ylabel: str, title: str, logy: bool) -> str:
+def _save(fig, ax, path: Path, *, xlabel: str, ylabel: str, title: str, logy: bool,
+          legend_outside: bool = False) -> str:
     """Labels, grid and legend, then write the figure to ``path`` and close it; returns the file name."""
     if logy:
         ax.set_yscale("log")
@@ -80,7 +96,10 @@ def _save(fig, ax, path: Path, *, xlabel: str, ylabel: str, title: str, logy: bo
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if legend_outside:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -46,6 +46,23 @@ def write_summary(result: CheckResult, out: str | Path) -> Path:
     return path
 
 
+def result_json(result: CheckResult, folder: Path) -> dict:
+    """The machine-readable summary of one check for ``limen check --json`` (JSON-safe: ±inf as strings).
+
+    Rows carry ``predicted``, ``measured`` (point estimate), ``interval`` ([lo, hi], 95 %), ``n``,
+    ``method``, ``tolerance`` and ``verdict``; the per-run values are in ``summary.json`` of ``report``.
+    """
+    rows = [{"quantity": r.quantity, "predicted": r.to_dict()["predicted"],
+             "measured": r.measured.mean if r.measured else None,
+             "interval": [r.measured.lo, r.measured.hi] if r.measured else None,
+             "n": r.measured.n if r.measured else None, "method": r.measured.method if r.measured else None,
+             "tolerance": r.tolerance, "verdict": r.verdict, "detail": r.detail} for r in result.rows]
+    return _json_safe({"name": result.preset, "title": result.title, "verdict": result.verdict,
+                       "counts": result.counts(), "elapsed_s": result.elapsed_s, "rows": rows,
+                       "notes": list(result.notes), "plots": [str(folder / p) for p in result.plots],
+                       "report": str(folder), "summary": str(folder / "summary.json")})
+
+
 def table(result: CheckResult) -> Table:
     """The check's rich table: quantity, predicted, measured, tolerance, verdict."""
     t = Table(title=f"[bold]{escape(result.preset)}[/bold] — {escape(result.title)}", title_justify="left",

@@ -33,6 +33,7 @@ BENCH_TARGETS: dict[str, tuple[str, str]] = {
 EPILOG = """\
 examples:
   limen check all --quick            every check, small, on the embedded digits data
+  limen check all --quick --json     the same, one JSON object of verdicts on stdout (progress on stderr)
   limen check transfer-fraction --data fashion-mnist --device cuda --seeds 20
   limen pid --gate xor               I^sx decomposition of the XOR gate
   limen derive --list                the symbolic results and their assumptions

@@ -258,6 +258,9 @@ def _load_idx_set(spec: _Spec, root, verify: bool):
             raise ValueError(f"{p}: expected a {ndim}-D uint8 IDX array for {spec.name}, "
                              f"got {arr.ndim}-D {arr.dtype} of shape {arr.shape}")
     for x, y, px, py in ((xtr, ytr, paths[0], paths[1]), (xte, yte, paths[2], paths[3])):
+        if x.shape[0] == 0:
+            raise ValueError(f"{px} holds 0 images; a {spec.name} set needs training and test images "
+                             "(the file is truncated at the source or not this data set)")
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{px} has {x.shape[0]} images but {py} has {y.shape[0]} labels")
     if xtr.shape[1:] != xte.shape[1:]:
@@ -380,6 +383,10 @@ def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, n_
         n_classes = int(n_classes)
         keep_tr, keep_te = ytr < n_classes, yte < n_classes
         xtr, ytr, xte, yte = xtr[keep_tr], ytr[keep_tr], xte[keep_te], yte[keep_te]
+        for part, y in (("training", ytr), ("test", yte)):
+            if y.size == 0:
+                raise ValueError(f"{set_name} from {source} has no {part} images with labels 0..{n_classes - 1} "
+                                 f"(n_classes={n_classes}); keep more classes or check the label file")
     k = base_k if n_classes is None else n_classes
 
     from ..device import resolve_device

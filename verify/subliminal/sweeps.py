@@ -45,11 +45,11 @@ def _seeds(seeds) -> list[int]:
 
 
 def _make(seeds, data: str, quick: bool, overrides: dict, variants: Iterable[dict]) -> list[RunConfig]:
-    base = {"data": data, **(quick_overrides(data) if quick else {}), **overrides}
+    base = {"data": data, **(quick_overrides(data) if quick else {})}
     out = []
     for v in variants:
         for s in _seeds(seeds):
-            out.append(RunConfig(seed=s, **{**base, **v}))
+            out.append(RunConfig(seed=s, **{**base, **v, **overrides}))  # overrides win, also over the grid
     return out
 
 
