@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plot", action="store_true", help="skip the plots")
     parser.add_argument("--compare", action="store_true",
                         help="compare backprop, optimised, heuristic, readout, random-projection at the first "
-                             "--n-hidden (or --models) and test the study's ordering")
+                             "--n-hidden (or --models) and test the study's ordering where the runs can decide it "
+                             "(the study's length or a plateau; room above the readout)")
     parser.add_argument("--search", type=int, default=0, metavar="TRIALS",
                         help="Optuna goal search over γ in [-1,1]^18 (γ_res = 0) with this many trials")
     parser.add_argument("--search-epochs", type=int, default=None, help="epochs per search trial")
