@@ -164,6 +164,11 @@ def test_config_validation():
         InfomorphicConfig(kind="nope")
     with pytest.raises(ValueError, match="epochs"):
         InfomorphicConfig(epochs=-1)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        InfomorphicConfig(epochs=0)  # a run trains: no record of an untrained net
+    from limen.verify.records import config_key
+
+    assert config_key(InfomorphicConfig(theta_clip=0)) == config_key(InfomorphicConfig())  # 0 and 0.0: one key
     with pytest.raises(ValueError, match="n_hidden"):
         InfomorphicConfig(n_hidden=0)
     with pytest.raises(ValueError, match="alpha"):

@@ -117,6 +117,8 @@ class InfomorphicConfig:
         if not isinstance(self.output_goal, str):
             object.__setattr__(self, "output_goal",
                                tuple(float(v) for v in np.asarray(self.output_goal, dtype=float).ravel()))
+        if isinstance(self.theta_clip, (int, float, np.number)) and not isinstance(self.theta_clip, bool):
+            object.__setattr__(self, "theta_clip", float(self.theta_clip))  # 0 and 0.0: one run key
         validate_config(self)
 
     def gamma_hidden(self) -> np.ndarray | None:
