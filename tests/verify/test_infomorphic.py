@@ -577,7 +577,8 @@ def test_cli_tables_on_stdout_progress_on_stderr_and_json(tmp_path, capsys):
     assert "infomorphic: 2 runs" in err and "records:" in err
     assert main(args + ["--json"]) == 0  # resumed: the same records, summary as JSON on stdout
     out, err = capsys.readouterr()
-    summary = json.loads(out)
+    summary = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert summary["table"][0]["test_acc_pct"]["ci_lo"] is None  # one seed: no interval (null, not -Infinity)
     assert [r["model"] for r in summary["table"]] == ["heuristic", "readout"]
     assert summary["table"][0]["eval_passes"] == 2 and summary["records"].endswith("records.jsonl")
     assert "test accuracy (%)" in err

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -210,11 +211,23 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"plots: {', '.join(str(out / f) for f in files)}")
         summary["plots"] = files
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    text = json.dumps(_strict(summary), indent=2, default=str, allow_nan=False)
+    (out / "summary.json").write_text(text + "\n")
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(text)
     console.print(f"records: {store.path}; summary: {out / 'summary.json'}")
     return 0
+
+
+def _strict(obj):
+    """``obj`` with every non-finite float (an interval from one seed, an sd of one pass) as None: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
 
 
 def results_table(records) -> list[dict]:
