@@ -47,6 +47,10 @@ __all__ = ["InfomorphicConfig", "PRESETS", "preset", "train_run", "train_configs
 #: how the inputs of a run are standardised (see :func:`input_normalization`)
 NORMALIZATIONS = ("train", "mnist")
 
+#: the modules whose code fixes the numbers of a record (its code version in the results store)
+SOURCES = ("limen.verify.infomorphic.train", "limen.verify.infomorphic.model", "limen.verify.infomorphic.goals",
+           "limen.estimators", "limen.verify.data")
+
 #: named models used by the comparison: model kind + hidden goal
 PRESETS: dict[str, dict[str, Any]] = {
     "optimised": {"kind": "trivariate", "goal": "optimised"},
@@ -533,31 +537,34 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
 
 def train_configs(configs, *, out: str | Path | None = None, device: str | torch.device = "auto", data_root=None,
                   on_epoch=None, on_run=None, **train_kw) -> list[dict]:
-    """Records of ``configs`` (in order): read from ``out/records.jsonl`` when finished, else trained.
+    """Records of ``configs`` (in order): read from the results store ``out/results.db`` when finished, else trained.
 
-    Each new record is appended to the store as soon as its run ends, so an interrupted
-    sweep resumes; data sets are loaded once, when first needed. ``on_epoch(cfg, epoch,
-    entry)`` and ``on_run(cfg, record)`` report progress; ``train_kw`` go to :func:`train_run`.
+    Goes through the road (:mod:`limen.verify.road`), like every sweep: each new record is stored as
+    soon as its run ends, so an interrupted sweep resumes, and runs of another code version are not
+    reused; data sets are loaded once, when first needed. ``on_epoch(cfg, epoch, entry)`` and
+    ``on_run(cfg, record)`` report progress; ``train_kw`` go to :func:`train_run`.
     """
     from ..data import load_dataset
-    from ..records import ResultStore
+    from ..road import EachProducer, Road
 
-    store = ResultStore(Path(out) / "records.jsonl") if out is not None else None
-    have = {r["key"]: r for r in store.records()} if store is not None else {}
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     datasets: dict = {}
-    for cfg in configs:
-        key = config_key(cfg)
-        if key in have:
-            continue
+
+    def compute(cfg) -> dict:
         dkey = (cfg.data, cfg.n_classes)
         if dkey not in datasets:
             datasets[dkey] = load_dataset(cfg.data, root=data_root, n_classes=cfg.n_classes, device=dev)
-        report = None if on_epoch is None else (lambda epoch, entry, cfg=cfg: on_epoch(cfg, epoch, entry))
+        report = None if on_epoch is None else (lambda epoch, entry: on_epoch(cfg, epoch, entry))
         rec = train_run(cfg, device=dev, data=datasets[dkey], out=out, progress=report, **train_kw)
-        if store is not None:
-            store.append(rec)
-        have[key] = rec
         if on_run is not None:
             on_run(cfg, rec)
-    return [have[config_key(c)] for c in configs]
+        return rec
+
+    if out is None:
+        done: dict[str, dict] = {}
+        for c in configs:
+            if config_key(c) not in done:
+                done[config_key(c)] = compute(c)
+        return [done[config_key(c)] for c in configs]
+    producer = EachProducer("infomorphic", compute, SOURCES)
+    return Road(out, producer, progress=False, description="infomorphic runs").run(configs)
