@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import socket
 import sys
 import time
 from typing import Callable, Hashable, Sequence
@@ -35,10 +36,26 @@ import ray
 import torch
 from ray.exceptions import RayError, RayTaskError
 
-from .executors import DoneFn, Group, GroupFn
+from .executors import ClaimFn, DoneFn, Group, GroupFn
 from .sharding import Affinity, ShardQueue, split_to_fill
 
-__all__ = ["RayExecutor", "teacher_affinity"]
+__all__ = ["RayExecutor", "check_address", "teacher_affinity"]
+
+
+def check_address(address: str, timeout: float = 10.0) -> None:
+    """Fail fast, naming ``address``, when nothing listens there (``ray.init`` would retry for minutes).
+
+    ``auto`` and addresses that are not ``[ray://]host:port`` are left to Ray.
+    """
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one there with "
+                         f"`ray start --head --port {port}` or give the right --address") from None
 
 
 def teacher_affinity(group: Group) -> Hashable:
@@ -99,6 +116,8 @@ class RayExecutor:
         Extra keyword arguments for ``ray.init`` (e.g. ``num_cpus``, ``runtime_env``).
     worker_start_timeout:
         Seconds to wait for a worker to start before giving up (no resources).
+    connect_timeout:
+        Seconds to wait for ``address`` to answer before giving up (a ValueError names it).
     keep_workers:
         Keep the workers (and their caches) between ``map_groups`` calls, e.g. for
         a goal search that submits a batch of trials at a time; call :meth:`close`
@@ -117,7 +136,7 @@ class RayExecutor:
                  affinity: Affinity | None = teacher_affinity,
                  on_failure: Callable[[Group, BaseException], None] | None = None,
                  init_options: dict | None = None, worker_start_timeout: float = 600.0,
-                 keep_workers: bool = False, split: bool = True):
+                 connect_timeout: float = 10.0, keep_workers: bool = False, split: bool = True):
         if cpus_per_worker < 1:
             raise ValueError("cpus_per_worker must be at least 1")
         if num_workers is not None and num_workers < 1:
@@ -131,6 +150,7 @@ class RayExecutor:
         self.on_failure = on_failure
         self.init_options = dict(init_options or {})
         self.worker_start_timeout = float(worker_start_timeout)
+        self.connect_timeout = float(connect_timeout)
         self.keep_workers = bool(keep_workers)
         self.split = bool(split)
         self.failures = 0
@@ -143,6 +163,8 @@ class RayExecutor:
     # -- cluster and workers -------------------------------------------------
 
     def _connect(self) -> None:
+        if self.address is not None:
+            check_address(self.address, self.connect_timeout)
         if ray.is_initialized():
             return
         opts = {"include_dashboard": False, "logging_level": logging.WARNING, **self.init_options}
@@ -196,28 +218,37 @@ class RayExecutor:
 
     # -- the sweep -------------------------------------------------------------
 
-    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn) -> None:
-        """Train every group on the workers; ``on_done(group, records)`` here, as each returns."""
+    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn, claim: ClaimFn | None = None) -> None:
+        """Train every group on the workers; ``on_done(group, records)`` here, as each returns.
+
+        ``claim(group)``, when given, is asked in the driver just before a group is handed to a
+        worker and returns the part to train (an empty part is skipped).
+        """
         if not groups:
             return
         self._connect()
         n_workers = self._plan_workers(sum(len(g) for g in groups) if self.split else len(groups))
-        if self.split:
-            groups = split_to_fill(groups, n_workers)
+        groups = split_to_fill(groups, n_workers) if self.split else [list(g) for g in groups]
         queue = ShardQueue(groups, self.affinity)
         fn_ref = ray.put(fn)
         attempts = [0] * len(groups)
         start_failures = 0
+        n_done = 0
         pending: dict[object, tuple[str, int, int]] = {}  # ref -> (what, worker id, group index)
         idle: list[int] = []
         starting: dict[int, float] = {}                   # worker id -> when it was asked to start
 
         def dispatch(wid: int) -> None:
-            index = queue.next_for(wid)
-            if index is None:
-                idle.append(wid)
-            else:
+            nonlocal n_done
+            while (index := queue.next_for(wid)) is not None:
+                if claim is not None and attempts[index] == 0:
+                    groups[index] = list(claim(groups[index]))
+                    if not groups[index]:
+                        n_done += 1  # held by another process, or finished meanwhile
+                        continue
                 pending[self._workers[wid].run.remote(fn_ref, groups[index])] = ("run", wid, index)
+                return
+            idle.append(wid)
 
         def await_ready(wid: int) -> None:
             starting[wid] = time.monotonic()
@@ -228,7 +259,6 @@ class RayExecutor:
                 await_ready(wid)
             for _ in range(n_workers - len(self._workers)):
                 await_ready(self._spawn())
-            n_done = 0
             while n_done < len(groups):
                 if not pending:
                     raise RuntimeError("no Ray worker is left to run the remaining groups")

@@ -5,6 +5,10 @@ that one worker trains together in one batched pass (same shapes, shared cached
 teachers). An executor calls ``fn(group)`` for every group, wherever it likes,
 and hands each group's records to ``on_done`` **in the driver process**, which
 is the only writer of the result store: this is what makes records exactly-once.
+With ``claim``, the executor asks the driver just before it hands out a group:
+``claim(group)`` returns the part of the group this process may train (the rest is
+held by another process on the same store, or finished meanwhile); an empty part is
+skipped.
 
 ``local`` runs groups one after another in this process. Other executors
 (``ray``) live in their own modules and are looked up by :func:`get_executor`.
@@ -17,13 +21,14 @@ from typing import Callable, Protocol, Sequence
 Group = Sequence[object]
 GroupFn = Callable[[Group], list[dict]]
 DoneFn = Callable[[Group, list[dict]], None]
+ClaimFn = Callable[[Group], Sequence[object]]
 
 
 class Executor(Protocol):
     name: str
 
-    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn) -> None:
-        """Run ``fn`` on every group; call ``on_done(group, records)`` in the driver as each finishes."""
+    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn, claim: ClaimFn | None = None) -> None:
+        """Run ``fn`` on every (claimed part of a) group; ``on_done(group, records)`` in the driver as each finishes."""
 
 
 class LocalExecutor:
@@ -31,9 +36,11 @@ class LocalExecutor:
 
     name = "local"
 
-    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn) -> None:
+    def map_groups(self, groups: Sequence[Group], fn: GroupFn, on_done: DoneFn, claim: ClaimFn | None = None) -> None:
         for group in groups:
-            on_done(group, fn(group))
+            part = group if claim is None else list(claim(group))
+            if part:
+                on_done(part, fn(part))
 
 
 def get_executor(name: "str | Executor" = "local", **options) -> Executor:

@@ -1,11 +1,13 @@
-"""Append-only JSONL result store with resume semantics.
+"""Config keys, and JSON-lines files of records.
 
-Each finished run is one JSON line ``{"key": ..., "config": ..., "metrics": ..., ...}``.
-A line is written with a single ``write`` on a file opened in append mode and then
-``fsync``-ed, so a killed process leaves at most one truncated last line; readers
-skip (and report) such a line, and :meth:`ResultStore.append` repairs it before
-writing. ``key`` is the hash of the run's config, so a restarted sweep skips
-every run whose key is already present and loses nothing that had finished.
+:func:`config_key` is the stable identity of a run config (the hash of its canonical JSON,
+:func:`config_dict`). :class:`ResultStore` reads and appends JSON-lines files of records
+(``records.jsonl`` exports of the results store, :mod:`limen.verify.store`, and other
+append-only logs such as a goal search's trials). A line is written with a single ``write``
+on a file opened in append mode and then ``fsync``-ed, so a killed process leaves at most
+one truncated last line; readers skip (and report) such a line, and
+:meth:`ResultStore.append` repairs it before writing. Any other line that is not a JSON
+object is an error that names the file and the line.
 """
 
 from __future__ import annotations
@@ -58,13 +60,22 @@ class ResultStore:
             return []
         out, self.skipped_lines = [], 0
         with self.path.open("r", encoding="utf-8") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, 1):
                 if not line.endswith("\n"):
                     self.skipped_lines += 1  # killed mid-write; repaired on next append
                     continue
                 line = line.strip()
-                if line:
-                    out.append(json.loads(line))
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{self.path}, line {number}: not a JSON record ({exc.msg} at column "
+                                     f"{exc.colno}); repair or delete that line") from None
+                if not isinstance(rec, dict):
+                    raise ValueError(f"{self.path}, line {number}: a record must be a JSON object, "
+                                     f"got {type(rec).__name__}; repair or delete that line")
+                out.append(rec)
         return out
 
     def done_keys(self) -> set[str]:
@@ -87,7 +98,7 @@ class ResultStore:
 
     def extend(self, records: Iterable[dict]) -> None:
         """Append several records in one write + fsync."""
-        lines = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
+        lines = "".join(json.dumps(r, sort_keys=True, default=json_default) + "\n" for r in records)
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +111,7 @@ class ResultStore:
             os.close(fd)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()  # numpy / torch scalars and arrays
     if isinstance(obj, Path):

@@ -8,11 +8,19 @@ from limen.verify.bench import subliminal as bench
 from limen.verify.cli import main as limen_main
 
 
+#: the quick protocol shrunk further for this test (--quick reads config.quick_overrides, patched below)
+TINY = {"hidden": (64, 64), "teacher_epochs": 1, "student_epochs": 1, "noise_steps": 10, "noise_batch": 200}
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    from limen.verify.subliminal import config
+
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    rc = limen_main(["bench", "subliminal", "--quick", "--device", "cpu", "--runs", "2", "--baseline-runs", "1",
-                     "--m-values", "3,10", "--out", str(out)])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "quick_overrides", lambda data: dict(TINY))
+        rc = limen_main(["bench", "subliminal", "--quick", "--device", "cpu", "--runs", "2", "--baseline-runs", "1",
+                         "--m-values", "3,10", "--out", str(out)])
     assert rc == 0
     return json.loads(out.read_text())
 
@@ -21,6 +29,7 @@ def test_report_structure(report):
     assert report["benchmark"] == "subliminal" and report["quick"] is True
     assert report["run_info"]["device"] == "cpu" and "torch" in report["run_info"]
     assert report["data"]["name"] == "digits" and report["protocol"]["hidden"] == [64, 64]
+    assert report["protocol"]["noise_steps"] == TINY["noise_steps"]  # --quick is the shared quick protocol
     b = report["baseline"]
     assert b["runs"] == 1 and b["seconds"] > 0 and b["runs_per_s"] == pytest.approx(1 / b["seconds"])
     own, cached = report["engine"]["own_teachers"], report["engine"]["cached_teachers"]
@@ -66,7 +75,7 @@ def test_grid_rows_match_the_study_and_unit_costs_invert_the_model():
     default = next(r for r in rows if r["sweep"].startswith("fig5"))
     assert (default["macs"], default["steps"], default["teachers"]) == (1.0, 1.0, 0)
     fig4 = next(r for r in rows if r["sweep"] == "fig4 m x noise steps")
-    assert fig4["steps"] == pytest.approx(3493 / 20 / 60)  # the digest: noise steps sum to 3,493 per m
+    assert fig4["steps"] == pytest.approx(3493 / 20 / 60)  # figure 4's 20 noise-step values sum to 3,493
     g = bench.grid_estimate(1.0, 0.0, 0.0)
     assert g["seconds"] == pytest.approx(sum(r["teachers"] * r["teacher"] for r in rows))
     cost = lambda m: (100 + m) / 110  # noqa: E731

@@ -25,6 +25,8 @@ import torch
 from limen.verify.executors import LocalExecutor, get_executor
 from limen.verify.records import ResultStore, config_dict, config_key
 
+from stored import stored_records  # tests/verify/stored.py
+
 # Keep Ray on the loopback interface (its single-machine mode); read when ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
@@ -134,7 +136,7 @@ def test_interrupted_driver_loses_nothing_and_rerun_skips_finished(executor, loc
     def write_then_interrupt(group, records):
         store.extend(records)
         if len(store.records()) >= 4:
-            raise KeyboardInterrupt  # Ctrl-C in the driver; SIGKILL: test_executor_ray_cluster.py
+            raise KeyboardInterrupt  # Ctrl-C in the driver; SIGKILL: the slow tests below
 
     with pytest.raises(KeyboardInterrupt):
         executor.map_groups(plan(), stand_in_group, write_then_interrupt)
@@ -190,19 +192,47 @@ def _local_sweep(configs, out, **kw):
 
 
 def test_digits_sweep_on_ray_equals_the_local_sweep(cluster, tmp_path):
+    """Ray and local produce identical records through the same road, measurements included."""
     from limen.verify.subliminal import RunConfig, run_sweep
 
     configs = [RunConfig(seed=s, m=m, **SMALL) for s in range(2) for m in (5, 10)]  # 2 teachers, each 2 runs
-    local = _local_sweep(configs, tmp_path / "local", max_group=1)
+    local = _local_sweep(configs, tmp_path / "local", max_group=1, measures=["check"])
     remote = run_sweep(configs, out=tmp_path / "ray", device="auto", progress=False, max_group=1,
-                       executor="ray", executor_options={"num_workers": 2})
+                       executor="ray", executor_options={"num_workers": 2}, measures=["check"])
     assert [r["key"] for r in remote] == [r["key"] for r in local]
     assert [r["metrics"] for r in remote] == [r["metrics"] for r in local]  # bit-identical on CPU
+    assert [r["check"] for r in remote] == [r["check"] for r in local]      # measured on the workers
+    assert [r["code_version"] for r in remote] == [r["code_version"] for r in local]
     assert len({r["run_info"]["pid"] for r in remote}) == 2
     assert {r["run_info"]["cpu_threads"] for r in remote} == {1}
     assert sum(r["timings"]["teacher_cached"] for r in remote) >= 1  # an m-sweep group found its teacher
-    again = run_sweep(configs, out=tmp_path / "ray", progress=False, executor="ray")  # resume: nothing to train
-    assert again == remote
+    again = run_sweep(configs, out=tmp_path / "ray", progress=False, executor="ray", measures=["check"])
+    assert again == remote  # resume: nothing to train
+
+
+def test_claimed_groups_are_skipped_by_the_workers(executor, local_records, tmp_path):
+    """The driver is asked before each group goes out; what another process holds is not trained here."""
+    asked, skip = [], {config_key(c) for c in plan()[2]}
+
+    def claim(group):
+        asked.append(len(group))
+        return [c for c in group if config_key(c) not in skip]
+
+    records = []
+    executor.map_groups(plan(), stand_in_group, lambda g, recs: records.extend(recs), claim=claim)
+    assert len(asked) == len(plan())
+    assert {r["key"] for r in records} == {r["key"] for r in local_records} - skip
+    assert metrics_by_key(records) == {k: v for k, v in metrics_by_key(local_records).items() if k not in skip}
+
+
+def test_an_address_where_no_cluster_listens_fails_fast_naming_it(tmp_path):
+    """``--address 127.0.0.1:1`` used to hang for minutes in ray.init, logging retries."""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "limen.verify", "run", "subliminal", "--seeds", "1", "--hidden", "8,8",
+                           "--executor", "ray", "--address", "127.0.0.1:1", "--out", str(tmp_path), "--device", "cpu",
+                           "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and time.monotonic() - t0 < 60
+    assert "no Ray cluster answers at 127.0.0.1:1" in proc.stderr and "Failed to connect" not in proc.stderr
 
 
 CLI_ARGS = ["run", "subliminal", "--seeds", "8", "--m", "6", "--hidden", "32,32", "--teacher-epochs", "1",
@@ -216,12 +246,11 @@ def test_killed_cli_driver_loses_nothing_and_rerun_completes(cluster, tmp_path):
     from limen.verify.subliminal import RunConfig
 
     out = tmp_path / "ray"
-    store = ResultStore(out / "records.jsonl")
     cmd = [sys.executable, "-m", "limen.verify", *CLI_ARGS, "--address", cluster, "--out", str(out)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(store.records()) < 2:
+        while len(stored_records(out)) < 2:
             assert proc.poll() is None, "the driver ended before it could be killed"
             assert time.monotonic() < deadline, "no records within 120 s"
             time.sleep(0.05)
@@ -230,10 +259,10 @@ def test_killed_cli_driver_loses_nothing_and_rerun_completes(cluster, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    first = store.records()
+    first = stored_records(out)
     assert 2 <= len(first) < 8
     subprocess.run(cmd, check=True, timeout=300, stdout=subprocess.DEVNULL)
-    records = store.records()
+    records = stored_records(out)
     assert records[:len(first)] == first
     keys = [r["key"] for r in records]
     assert len(keys) == len(set(keys)) == 8

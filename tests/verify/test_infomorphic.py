@@ -9,7 +9,8 @@ import torch
 
 from limen.estimators.lattice import lattice
 from limen.estimators.sx import sx_decomposition
-from limen.verify.infomorphic.compare import STUDY_ORDER, pairwise, summary_of
+from limen.verify.checks.core import CheckContext, Verdict
+from limen.verify.infomorphic.compare import STUDY_ORDER, pairwise, relation_rows, summary_of
 from limen.verify.infomorphic.goals import GOALS, atom_names, parse_goal
 from limen.verify.infomorphic.model import InfomorphicNet, adaptive_bins, fixed_bins, flip_and_argmax, lateral_mask
 from limen.verify.infomorphic.train import InfomorphicConfig, evaluate, preset, train_run
@@ -163,6 +164,11 @@ def test_config_validation():
         InfomorphicConfig(kind="nope")
     with pytest.raises(ValueError, match="epochs"):
         InfomorphicConfig(epochs=-1)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        InfomorphicConfig(epochs=0)  # a run trains: no record of an untrained net
+    from limen.verify.records import config_key
+
+    assert config_key(InfomorphicConfig(theta_clip=0)) == config_key(InfomorphicConfig())  # 0 and 0.0: one key
     with pytest.raises(ValueError, match="n_hidden"):
         InfomorphicConfig(n_hidden=0)
     with pytest.raises(ValueError, match="alpha"):
@@ -211,22 +217,102 @@ def test_tiny_runs_record_everything(model, digits, tmp_path):
     assert again["metrics"]["test_acc"] == m["test_acc"] and again["key"] == rec["key"]
 
 
-def test_summary_rules():
-    def recs(model, accs):
-        return [{"config": {"model": model}, "metrics": {"test_acc": a}} for a in accs]
+def _records(model, accs, epochs=100, val=None, steps_per_epoch=47):
+    """Fake run records: one per seed with test accuracy ``acc``; ``val(epoch, seed)`` the validation curve."""
+    out = []
+    for seed, a in enumerate(accs):
+        hist = [{"epoch": e, "val_acc": a if val is None else val(e, seed)} for e in range(epochs + 1)]
+        out.append({"config": {"model": model, "seed": seed, "epochs": epochs},
+                    "metrics": {"test_acc": a, "test_acc_passes": [a - 0.002, a, a + 0.002], "history": hist,
+                                "steps": epochs * steps_per_epoch,
+                                "atoms_hidden": None, "context_collapsed_hidden": None}})
+    return out
 
-    records = (recs("backprop", [0.95, 0.951, 0.949]) + recs("optimised", [0.952, 0.95, 0.951])
-               + recs("heuristic", [0.93, 0.932, 0.931]) + recs("readout", [0.92, 0.93, 0.91])
-               + recs("random-projection", [0.80, 0.81, 0.79]))
-    s = summary_of(records, [a for a, _, _ in STUDY_ORDER] + ["random-projection"])
+
+MODELS = [a for a, _, _ in STUDY_ORDER] + ["random-projection"]
+
+
+def _study_like(backprop, readout, epochs=100, val=None, steps_per_epoch=47):
+    accs = {"backprop": backprop, "optimised": [0.952, 0.95, 0.951], "heuristic": [0.93, 0.932, 0.931],
+            "readout": readout, "random-projection": [0.80, 0.81, 0.79]}
+    return [r for m, a in accs.items() for r in _records(m, a, epochs, val, steps_per_epoch)]
+
+
+def test_summary_rules():
+    s = summary_of(_study_like([0.95, 0.951, 0.949], [0.92, 0.93, 0.91]), MODELS)
+    assert s["headroom"]["room"] and s["headroom"]["diff"] == pytest.approx(0.03)
     assert [o["verdict"] for o in s["ordering"]] == ["holds", "holds", "inconclusive", "holds"]
-    assert s["ordering_holds"] is None
+    assert all(o["reason"] is None for o in s["ordering"]) and s["ordering_holds"] is None
     assert s["models"]["optimised"]["study_mnist_n100_pct"] == 95.2
-    worse = summary_of(recs("backprop", [0.90, 0.901, 0.899]) + recs("optimised", [0.95, 0.951, 0.949]),
+    assert s["models"]["optimised"]["eval_passes"] == 3
+    assert s["models"]["optimised"]["eval_sd"] == pytest.approx(0.002)
+    worse = summary_of(_records("backprop", [0.90, 0.901, 0.899]) + _records("optimised", [0.95, 0.951, 0.949]),
                        ["backprop", "optimised"])
     assert worse["ordering"][0]["verdict"] == "fails" and worse["ordering_holds"] is False
     d = pairwise([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
     assert d["diff"] == pytest.approx(1.0) and d["lo"] < 1.0 < d["hi"]
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    from limen.verify.stats import welch_interval
+
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.89, 0.93]
+    diff, half, df = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (diff - half, diff + half) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert np.isnan(welch_interval([1.0], [2.0, 3.0])[1]) and welch_interval([1.0, 1.0], [2.0, 2.0])[1] == 0.0
+
+
+def test_digits_like_data_gives_no_verdict_above_the_readout():
+    """No room above the readout (backprop ≈ readout, as on the digits): 'heuristic > readout' is INFO."""
+    flat = lambda e, seed: 0.94  # noqa: E731  converged: a plateau
+    recs = _study_like([0.935, 0.94, 0.93], [0.943, 0.94, 0.945], epochs=500, val=flat, steps_per_epoch=2)
+    s = summary_of(recs, MODELS)
+    assert not s["headroom"]["room"]
+    by = {o["relation"]: o for o in s["ordering"]}
+    assert by["heuristic > readout"]["verdict"] == "not judged"
+    assert "no room above the readout" in by["heuristic > readout"]["reason"]
+    assert by["optimised > heuristic"]["verdict"] == "holds"  # 1000 steps but at a plateau: judged
+    assert s["ordering_holds"] is None
+    rows = relation_rows(s["ordering"])
+    assert rows[2].verdict == Verdict.INFO and rows[2].detail.startswith("not judged")
+    # without backprop runs the room cannot be measured either
+    s2 = summary_of([r for r in recs if r["config"]["model"] != "backprop"], MODELS)
+    assert "no backprop runs" in {o["relation"]: o for o in s2["ordering"]}["heuristic > readout"]["reason"]
+
+
+def test_separable_margin_gives_a_verdict_above_the_readout():
+    """Backprop well above the readout (room): 'heuristic > readout' is judged, here it fails."""
+    s = summary_of(_study_like([0.96, 0.961, 0.959], [0.94, 0.941, 0.942]), MODELS)
+    assert s["headroom"]["room"]
+    rel = {o["relation"]: o for o in s["ordering"]}["heuristic > readout"]
+    assert rel["reason"] is None and rel["verdict"] == "fails"
+    assert relation_rows(s["ordering"])[2].verdict == Verdict.FAIL
+
+
+def test_short_runs_are_judged_only_at_a_measured_plateau():
+    rising = lambda e, seed: 0.5 + 0.01 * e + 0.001 * seed  # noqa: E731  still learning
+    flat = lambda e, seed: 0.9 + 0.0005 * (seed - 1) * (e % 2)  # noqa: E731  plateau (alternating noise)
+    room = ([0.96, 0.961, 0.959], [0.92, 0.93, 0.91])
+    s = summary_of(_study_like(*room, epochs=10, val=rising), MODELS)
+    assert all(o["verdict"] == "not judged" and "shorter than the study's 100 epochs" in o["reason"]
+               for o in s["ordering"])
+    assert not s["models"]["heuristic"]["plateau"]["plateau"]
+    assert s["models"]["heuristic"]["plateau"]["change"] == pytest.approx(0.02)  # last 2 epochs vs the 2 before
+    # the length counts optimisation steps: 500 digits epochs (2 steps each) are short of 100 × 47
+    s = summary_of(_study_like(*room, epochs=500, val=rising, steps_per_epoch=2), MODELS)
+    assert all("(1000 steps)" in o["reason"] for o in s["ordering"])
+    s = summary_of(_study_like(*room, epochs=100, val=rising), MODELS)  # MNIST-size, 100 epochs: judged
+    assert all(o["reason"] is None for o in s["ordering"])
+    s = summary_of(_study_like(*room, epochs=10, val=flat), MODELS)
+    assert s["models"]["heuristic"]["plateau"]["plateau"]
+    assert [o["verdict"] for o in s["ordering"]] == ["holds", "holds", "inconclusive", "holds"]
+    s = summary_of(_study_like(*room, epochs=1, val=flat), MODELS)  # one epoch cannot show a plateau
+    assert "too few epochs" in s["models"]["optimised"]["plateau"]["reason"]
+    s = summary_of(_study_like(*room), MODELS, smoke=True)
+    assert all(o["verdict"] == "not judged" and o["reason"].startswith("smoke run") for o in s["ordering"])
 
 
 def test_compare_models_resumes(digits, tmp_path, monkeypatch):
@@ -280,24 +366,30 @@ def test_local_learning_beats_chance(digits, device):
     assert rec["metrics"]["history"][-1]["test_acc"] > 0.25
 
 
-def test_check_preset_rows(tmp_path, monkeypatch):
-    from limen.verify.checks.core import CheckContext, Verdict
+@pytest.mark.parametrize("quick", [True, False])
+def test_check_preset_rows(tmp_path, monkeypatch, quick):
     from limen.verify.infomorphic import check
 
-    accs = {"backprop": [0.95, 0.96], "optimised": [0.951, 0.955], "heuristic": [0.93, 0.931],
+    epochs = check.QUICK_EPOCHS["digits"] if quick else check.DEFAULT_EPOCHS["digits"]
+    accs = {"backprop": [0.96, 0.962], "optimised": [0.951, 0.955], "heuristic": [0.93, 0.931],
             "readout": [0.92, 0.921], "random-projection": [0.80, 0.81]}
-    records = [{"config": {"model": m, "seed": s}, "metrics": {"test_acc": a, "atoms_hidden": None}}
-               for m, v in accs.items() for s, a in enumerate(v)]
+    records = [r for m, a in accs.items() for r in _records(m, a, epochs=epochs)]
 
     def fake(data, **kw):
-        assert kw["n_hidden"] == 100 and kw["seeds"] == 2 and kw["epochs"] == check.QUICK_EPOCHS["digits"]
-        return {"records": records, "summary": summary_of(records, list(accs), margin=check.MARGIN)}
+        assert kw["n_hidden"] == 100 and kw["seeds"] == 2 and kw["epochs"] == epochs and kw["smoke"] == quick
+        return {"records": records, "summary": summary_of(records, list(accs), margin=check.MARGIN,
+                                                          smoke=kw["smoke"])}
 
     monkeypatch.setattr(check, "compare_models", fake)
-    res = check.PRESET.run(CheckContext(out=tmp_path, quick=True))
+    res = check.PRESET.run(CheckContext(out=tmp_path, quick=quick, seeds=2))
     verdicts = [r.verdict for r in res.rows[:4]]
-    assert verdicts == [Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.PASS, Verdict.PASS]
-    assert res.rows[4].verdict == Verdict.INFO and res.rows[5].predicted == "MNIST 0.952"
+    if quick:  # a smoke run makes no claim
+        assert set(r.verdict for r in res.rows) == {Verdict.INFO} and res.verdict == Verdict.INFO
+        assert "smoke run" in res.title and res.notes[0].startswith("SMOKE RUN")
+    else:
+        assert verdicts == [Verdict.PASS] * 4 and res.verdict == Verdict.PASS
+    assert res.rows[4].quantity.startswith("room above the readout") and res.rows[4].verdict == Verdict.INFO
+    assert res.rows[6].predicted == "MNIST 0.952" and "evaluation passes" in res.rows[6].detail
     json.dumps(res.to_dict(), default=str)
 
 
@@ -310,3 +402,184 @@ def test_goal_search_local(digits, tmp_path):
     assert res["best_gamma"][18] == 0.0 and all(-1 <= g <= 1 for g in res["best_gamma"])
     assert res["best_val_acc"] == max(t["val_acc"] for t in res["trials"])
     assert len((tmp_path / "search.jsonl").read_text().splitlines()) == 2
+
+
+def test_inputs_are_standardised_with_the_data_sets_own_training_statistics():
+    from limen.verify.data import MNIST_MEAN, MNIST_STD, load_dataset
+    from limen.verify.infomorphic.train import input_normalization, input_statistics, prepare_data
+
+    raw = load_dataset("digits", normalize="none")  # pixels / 16, exact in float32
+    pix = raw.x_train.numpy().astype(np.float64)
+    mean, std = pix.mean(), pix.std(ddof=1)  # every pixel of the whole training set (1437 images)
+    assert input_statistics(raw.x_train) == pytest.approx((mean, std), rel=1e-13)
+    assert input_normalization(raw, "train") == pytest.approx((mean, std), rel=1e-13)
+    assert abs(mean - MNIST_MEAN) > 0.1 and abs(std - MNIST_STD) > 0.05  # far from MNIST's constants
+    # however the set was loaded (MNIST constants, own statistics), the run's inputs are the same
+    p0 = prepare_data(raw, 0.2, seed=1)
+    for normalize in ("mnist", "dataset", (0.3, 2.0)):
+        ds = load_dataset("digits", normalize=normalize)
+        assert input_normalization(ds, "train") == pytest.approx((mean, std), rel=1e-6)
+        p = prepare_data(ds, 0.2, seed=1)
+        assert torch.allclose(p.x_train, p0.x_train, atol=1e-5) and torch.allclose(p.x_test, p0.x_test, atol=1e-5)
+    whole = torch.cat([p0.x_train, p0.x_val]).double()
+    assert float(whole.mean()) == pytest.approx(0.0, abs=1e-6) and float(whole.std()) == pytest.approx(1.0, abs=1e-6)
+    expected = (raw.x_test.reshape(len(raw.x_test), -1).double() - mean) / std
+    assert torch.allclose(p0.x_test.double(), expected, atol=1e-6)
+    # the MNIST constants on request
+    pm = prepare_data(raw, 0.2, seed=1, normalize="mnist")
+    assert pm.normalization == (MNIST_MEAN, MNIST_STD)
+    assert torch.allclose(pm.x_test.double(), (raw.x_test.reshape(len(raw.x_test), -1).double() - MNIST_MEAN)
+                          / MNIST_STD, atol=1e-6)
+    with pytest.raises(ValueError, match="normalize"):
+        preset("optimised", normalize="imagenet")
+
+
+def test_record_carries_normalisation_and_evaluation_passes(digits):
+    rec = train_run(preset("heuristic", n_hidden=6, epochs=1, batch_size=512, eval_passes=4), device="cpu",
+                    data=digits)
+    m = rec["metrics"]
+    assert m["normalization"]["mode"] == "train" and m["normalization"]["mean"] == pytest.approx(0.3055, abs=1e-4)
+    assert len(m["test_acc_passes"]) == 4 and len(m["val_acc_passes"]) == 4
+    assert m["test_acc"] == pytest.approx(np.mean(m["test_acc_passes"])) == m["history"][-1]["test_acc"]
+    assert len(set(m["test_acc_passes"])) > 1  # the hidden layer samples: passes differ
+    ro = train_run(preset("readout", epochs=1, batch_size=512, eval_passes=3), device="cpu", data=digits)
+    assert len(set(ro["metrics"]["test_acc_passes"])) == 1  # no sampling in the readout
+    with pytest.raises(ValueError, match="eval_passes"):
+        preset("optimised", eval_passes=0)
+
+
+def test_flip_rule_per_evaluation_block():
+    class Fixed(torch.nn.Module):
+        n_classes = 2
+
+        def forward(self, x, ctx):
+            return x
+
+    theta = torch.tensor([[0.9, 0.2], [0.8, 0.3], [0.1, 0.6], [0.2, 0.7]])
+    y = torch.tensor([1, 1, 0, 0])
+    # whole set: neuron 0 (mean 0.5) is flipped, neuron 1 (mean 0.45) is not
+    assert flip_and_argmax(theta).tolist() == [1, 1, 0, 0]
+    assert float(evaluate(Fixed(), theta, y)) == 1.0
+    # blocks of 2: the first flips neuron 0 (mean 0.85), the second neuron 1 (mean 0.65)
+    blocks = torch.cat([flip_and_argmax(theta[:2]), flip_and_argmax(theta[2:])])
+    assert blocks.tolist() == [1, 1, 1, 1]
+    assert float(evaluate(Fixed(), theta, y, flip_batch=2)) == 0.5
+    assert float(evaluate(Fixed(), theta, y, flip_batch=4)) == 1.0  # one block = the whole set
+
+
+def test_public_code_variants_binary_01_and_theta_clip():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+    ctx = torch.nn.functional.one_hot(y, 3).float()
+    rp = InfomorphicNet("random-projection", 10, 6, 3, binary="01")
+    h, _ = rp.hidden(x, ctx)
+    assert set(torch.unique(h).tolist()) == {0.0, 1.0}
+    bp = InfomorphicNet("backprop", 10, 6, 3, binary="01")
+    h, _ = bp.hidden(x, ctx)
+    assert set(torch.unique(h).tolist()) <= {0.0, 1.0}
+    # straight-through gradient of E[sample]: σ'(a) for {0,1}, 2σ'(a) for ±1
+    from limen.verify.infomorphic.model import _BinaryST
+
+    a = torch.tensor([0.3, -1.2], requires_grad=True)
+    for low, scale in ((0.0, 1.0), (-1.0, 2.0)):
+        a.grad = None
+        _BinaryST.apply(a, low).sum().backward()
+        s = torch.sigmoid(a.detach())
+        assert torch.allclose(a.grad, scale * s * (1 - s))
+    net = InfomorphicNet("trivariate", 10, 6, 3, theta_clip=0.01)
+    with torch.no_grad():
+        net.of.weight.mul_(1e3)  # saturate the output layer
+    h = torch.cat([torch.ones(32, 6), -torch.ones(32, 6)])  # F of opposite signs: both ends saturate
+    theta = net.output(h, ctx)[0].detach()
+    assert (float(theta.min()), float(theta.max())) == pytest.approx((0.01, 0.99))
+    net.theta_clip = 0.0
+    theta = net.output(h, ctx)[0].detach()
+    assert float(theta.min()) < 1e-6 and float(theta.max()) > 1 - 1e-6
+    with pytest.raises(ValueError, match="binary"):
+        preset("backprop", binary="bipolar")
+    with pytest.raises(ValueError, match="theta_clip"):
+        preset("backprop", theta_clip=0.5)
+
+
+def test_context_collapsed_to_one_bin_is_flagged_and_teaches_nothing(digits, tmp_path):
+    from limen.estimators.sample import sx_sample_atoms, sx_sample_goal
+
+    torch.manual_seed(0)
+    net = InfomorphicNet("trivariate", 12, 4, 3).double()
+    with torch.no_grad():
+        net.hf.weight.mul_(8.0)
+        net.hc.weight[:2].mul_(1e-3)  # neurons 0, 1: every label context inside one bin of width 2
+        net.hc.bias[:2] = 0.5
+        net.hc.weight[2:] = torch.tensor([[-9.0, 0.0, 9.0]] * 2, dtype=torch.float64)  # 3 bins
+    x = torch.randn(96, 12, dtype=torch.float64)
+    y = torch.arange(96) % 3
+    ctx = torch.nn.functional.one_hot(y, 3).double()
+    hidden, output = net.context_collapsed(ctx)
+    assert hidden.tolist() == [True, True, False, False] and output.shape == (3,)
+    # a collapsed neuron: every atom with the singleton {C} is 0, so the heuristic goal and its gradient vanish
+    _, (src, theta) = net.hidden(x, ctx)
+    bins, p = net.hidden_pid_inputs((src, theta))
+    atoms = sx_sample_atoms(bins, p.detach(), 20)
+    names = atom_names("trivariate")
+    with_c = [i for i, n in enumerate(names[:18]) if "{C}" in n]
+    assert {names[i] for i in with_c} >= {"{F}{C}", "{C}", "{F}{C}{L}", "{C}{L}", "{C}{FL}"}
+    assert torch.all(atoms[:2, with_c].abs() < 1e-12) and atoms[2:, 1].abs().max() > 1e-3
+    p = p.detach().requires_grad_(True)
+    sx_sample_goal(bins, p, parse_goal("heuristic"), 20).sum().backward()
+    assert torch.all(p.grad[:2].abs() < 1e-12) and p.grad[2:].abs().max() > 1e-6
+    # records: per-neuron flags, their share per layer at every measured epoch, and in the atom file
+    rec = train_run(preset("heuristic", n_hidden=6, epochs=2, batch_size=512), device="cpu", data=digits,
+                    out=tmp_path)
+    m = rec["metrics"]
+    assert len(m["context_collapsed_hidden"]) == 6 and len(m["context_collapsed_output"]) == 10
+    assert m["history"][-1]["context_collapsed_share"]["hidden"] == pytest.approx(np.mean(m["context_collapsed_hidden"]))
+    with np.load(tmp_path / m["atoms_file"]) as z:
+        assert z["context_collapsed"].shape == (3, 6)
+    assert train_run(preset("readout", epochs=1, batch_size=512), device="cpu",
+                     data=digits)["metrics"]["context_collapsed_hidden"] is None
+
+
+def test_atoms_plot_splits_collapsed_neurons(tmp_path):
+    from limen.verify.infomorphic.plot import mean_atoms
+
+    names = atom_names("trivariate")
+    atoms = np.zeros((4, 19))
+    atoms[2:, 1] = 0.2
+    rec = {"config": {"model": "heuristic", "n_hidden": 4},
+           "metrics": {"atoms_hidden": atoms.tolist(), "atom_names_hidden": names,
+                       "context_collapsed_hidden": [True, True, False, False]}}
+    assert mean_atoms([rec], tmp_path / "a.png") == "a.png" and (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_cli_validates_before_any_work(tmp_path, capsys):
+    from limen.verify.cli import main
+
+    base = ["run", "infomorphic", "--models", "readout", "--n-hidden", "4", "--batch-size", "512", "--device", "cpu"]
+    assert main(base + ["--epochs", "0", "--out", str(tmp_path / "e0")]) == 2  # was: a record, then a TypeError
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "e0").exists()
+    f = tmp_path / "a-file"
+    f.write_text("keep me\n")
+    assert main(base + ["--epochs", "1", "--out", str(f)]) == 2
+    assert "is an existing file" in capsys.readouterr().err and f.read_text() == "keep me\n"
+    assert main(base + ["--epochs", "1", "--eval-passes", "0", "--out", str(tmp_path / "p0")]) == 2
+    assert "--eval-passes" in capsys.readouterr().err
+
+
+def test_cli_tables_on_stdout_progress_on_stderr_and_json(tmp_path, capsys):
+    from limen.verify.cli import main
+
+    args = ["run", "infomorphic", "--models", "heuristic,readout", "--n-hidden", "4", "--epochs", "1",
+            "--batch-size", "512", "--out", str(tmp_path), "--device", "cpu", "--no-plot", "--eval-passes", "2"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "test accuracy (%)" in out and "heuristic" in out and "infomorphic: 2 runs" not in out
+    assert "infomorphic: 2 runs" in err and "records:" in err
+    assert main(args + ["--json"]) == 0  # resumed: the same records, summary as JSON on stdout
+    out, err = capsys.readouterr()
+    summary = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert summary["table"][0]["test_acc_pct"]["ci_lo"] is None  # one seed: no interval (null, not -Infinity)
+    assert [r["model"] for r in summary["table"]] == ["heuristic", "readout"]
+    assert summary["table"][0]["eval_passes"] == 2 and summary["records"].endswith("records.jsonl")
+    assert "test accuracy (%)" in err
+    assert json.loads((tmp_path / "summary.json").read_text())["table"] == summary["table"]

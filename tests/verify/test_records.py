@@ -1,7 +1,9 @@
-"""Result store: keys, atomic append, resume after a killed write."""
+"""JSON-lines records: keys, atomic append, a killed write, a corrupt line."""
 
 import dataclasses
 import json
+
+import pytest
 
 from limen.verify.records import ResultStore, config_key
 
@@ -43,3 +45,13 @@ def test_numpy_values_serialise(tmp_path):
     store = ResultStore(tmp_path / "r.jsonl")
     store.append({"key": "x", "v": np.float64(0.25), "arr": np.arange(3)})
     assert store.records()[0]["arr"] == [0, 1, 2]
+
+
+def test_a_corrupt_line_names_the_file_and_the_line(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps({"key": "a"}) + "\n" + "not json\n" + json.dumps({"key": "c"}) + "\n")
+    with pytest.raises(ValueError, match=r"records\.jsonl, line 2: not a JSON record .*repair or delete that line"):
+        ResultStore(path).records()
+    path.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="line 1: a record must be a JSON object"):
+        ResultStore(path).records()

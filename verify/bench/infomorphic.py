@@ -19,8 +19,8 @@ non-zero weight of ``w = Mᵀγ``), so the ratio is the gain from occupied cells
 the public code's approach (all 18 redundancies, then γ) add ``--dense-all-atoms``.
 On the CPU the dense step is computed in chunks of ``--dense-chunk`` neurons (memory;
 the time is additive). Inputs are Gaussian images with one-hot labels by default
-(``--data`` uses a real data set's first batch); timings do not depend on the values
-beyond the occupancy of the bins.
+(``--data`` uses a real data set's first batch, standardised as in ``limen run
+infomorphic``); timings do not depend on the values beyond the occupancy of the bins.
 
 Targets: ratio ≥ 10× on CPU and on GPU; on GPU a full 100-epoch MNIST-size
 run at N = 2000 (47 steps per epoch × 100, extrapolated from the step time) in under
@@ -153,9 +153,10 @@ def run_bench(device: str = "auto", neurons=(100, 2000), goal: str = "optimised"
     xy = None
     if data:
         from limen.verify.data import load_dataset
+        from limen.verify.infomorphic.train import prepare_data
 
-        ds = load_dataset(data)
-        xy = (ds.x_train, ds.y_train)
+        prep = prepare_data(load_dataset(data), 0.0, 0)
+        xy = (prep.x_train, prep.y_train)
     rows = []
     for n in neurons:
         rows.append(bench_size(int(n), device=dev, goal=goal, batch=batch, repeats=repeats,

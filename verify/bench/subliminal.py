@@ -29,9 +29,9 @@ everything as JSON (``--out``).
 (after the timings, so they are unaffected) and writes its operator table, sorted by
 device time, to FILE: where the engine's time goes on this device.
 
-``--quick`` runs a reduced protocol on both sides (digits, hidden 64-64, 1+1
-epochs, 10 noise steps of 200): the targets, which are for the default
-784-256-256 protocol, are then shown as not applicable.
+``--quick`` runs the engine's quick protocol on both sides (digits, hidden 64-64, noise
+batches of 500, 20 teacher epochs; ``limen.verify.subliminal.config.quick_overrides``): the
+targets, which are for the default 784-256-256 protocol, are then shown as not applicable.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ import tempfile
 import time
 from pathlib import Path
 
-M_VALUES = (3, 10, 25, 50, 100, 250)  # Figure 2's m grid (cached-teacher mode)
-QUICK = {"hidden": (64, 64), "teacher_epochs": 1, "student_epochs": 1, "noise_steps": 10, "noise_batch": 200}
 GRID_BUDGET_S = 600.0
 
 # speed targets (default 784-256-256 protocol)
@@ -58,7 +56,7 @@ CPU_TARGETS = {"speedup": 5.0}
 # ----------------------------------------------------------------------------- protocol
 
 def _engine_configs(data: str, overrides: dict, seeds, m_values) -> list:
-    """RunConfigs of the protocol: the reference's defaults, changed only by ``overrides`` (``QUICK``)."""
+    """RunConfigs of the protocol: the reference's defaults, changed only by ``overrides`` (the quick protocol)."""
     from limen.verify.subliminal import RunConfig
 
     return [RunConfig(seed=s, data=data, m=m, **overrides) for s in seeds for m in m_values]
@@ -147,44 +145,41 @@ def _mlp_macs(n_in: int, hidden, heads: int) -> int:
     return sum(a * b for a, b in zip(dims[:-1], dims[1:])) + dims[-1] * heads
 
 
-def _steps_grid(k_max: int, k_min: int = 0) -> list[int]:
-    return sorted({round(math.sqrt(2) ** k) for k in range(k_min, k_max + 1)})
-
-
 def grid_rows() -> list[dict]:
-    """The study grid (reference scripts, 20 seeds; digest section 1.11) as cost rows.
+    """The study grid (the reference's figure scripts, 20 seeds; the grids of :mod:`~limen.verify.subliminal.sweeps`)
+    as cost rows.
 
     Each row: runs, distinct teachers, the mean cost of one teacher (multiply-adds per sample x
     training-set size) and of one student (``macs``: multiply-adds per sample; ``steps``: noise
     steps), each relative to the default 784-256-256 (K=10, m=10, 60k images, 5x60 noise steps
     of 1000) teacher and student.
     """
+    from limen.verify.subliminal import sweeps as sw
+
     base = _mlp_macs(784, (256, 256), 20)
     rel = lambda hidden, heads: _mlp_macs(784, hidden, heads) / base  # noqa: E731
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     seeds = 20
-    d1 = [8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 2896, 4096]
-    d6 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448,
-          2048, 2896, 4096, 5793, 8192, 11585]
-    s20, s26 = _steps_grid(20), _steps_grid(26, 1)  # Figure 4's noise-step (and m) grids
+    d1, d6, ks = sw.STUDENT_D1, sw.WIDTH_D, sw.EMNIST_K
+    s20, s26 = sorted(set(sw.SQRT2_GRID)), sorted(set(sw.SQRT2_GRID_26))  # Figure 4's noise-step (and m) grids
     cnn = (28 * 28 * 32 * 9 + 14 * 14 * 128 * 32 * 9 + 1152 * 256 + 256 * 20) / base
     hh = (256, 256)
-    emnist_k = range(2, 48)
     # sweep, runs, teachers, teacher cost, student macs, student steps
     rows = [
-        ("fig2 init conditions x m", 6 * 6 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in M_VALUES]), 1.0),
-        ("fig3 EMNIST classes K=2..47", 46 * seeds, 46 * seeds,
-         mean([2400 * k / 60000 * rel(hh, k + 50) for k in emnist_k]), mean([rel(hh, k + 50) for k in emnist_k]), 1.0),
+        ("fig2 init conditions x m", len(sw.INIT_CONDITIONS) * len(sw.M_FIG2) * seeds, 0, 0.0,
+         mean([rel(hh, 10 + m) for m in sw.M_FIG2]), 1.0),
+        (f"fig3 EMNIST classes K={ks[0]}..{ks[-1]}", len(ks) * seeds, len(ks) * seeds,
+         mean([2400 * k / 60000 * rel(hh, k + 50) for k in ks]), mean([rel(hh, k + 50) for k in ks]), 1.0),
         ("fig3 student width D1", 2 * len(d1) * seeds, 0, 0.0,
          mean([rel((d, 256), 10 + m) for d in d1 for m in (10, 50)]), 1.0),
         ("fig3 student -1/+1 layer", 4 * seeds, seeds, 1.0,
          mean([rel(h, 10 + m) for h in ((256,), (256, 256, 256)) for m in (10, 50)]), 1.0),
         ("fig3 MLP teacher -> CNN student", 2 * seeds, seeds, rel((256, 256, 256), 20), cnn, 1.0),
-        ("fig4 m x noise steps", 20 * 20 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s20]),
+        ("fig4 m x noise steps", len(s20) ** 2 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s20]),
          mean([s / 60 for s in s20])),
-        ("fig4 m=1 x noise steps", 26 * seeds, 0, 0.0, rel(hh, 11), mean([s / 60 for s in s26])),
-        ("fig4 noise steps=1 x m", 26 * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s26]), 1 / 60),
-        ("fig5 head perturbation sigma", 2 * 40 * seeds, 0, 0.0, 1.0, 1.0),
+        ("fig4 m=1 x noise steps", len(s26) * seeds, 0, 0.0, rel(hh, 11), mean([s / 60 for s in s26])),
+        ("fig4 noise steps=1 x m", len(s26) * seeds, 0, 0.0, mean([rel(hh, 10 + m) for m in s26]), 1 / 60),
+        ("fig5 head perturbation sigma", 2 * len(sw.SIGMAS) * seeds, 0, 0.0, 1.0, 1.0),
         ("fig6 width D (4 MNIST + 1 EMNIST)", 5 * len(d6) * seeds, 3 * len(d6) * seeds,
          mean([2 * rel((256, d), 20) + 1.88 * rel((256, d), 97) for d in d6]) / 3,
          mean([4 * rel((256, d), 20) + rel((256, d), 97) for d in d6]) / 5, 1.0),
@@ -323,7 +318,7 @@ def targets(device_type: str, quick: bool, own: dict, cached: dict, speedup_own:
 
 def run_bench(device: str = "auto", data: str | None = None, data_dir: str | None = None, runs: int | None = None,
               baseline_runs: int | None = None, quick: bool = False, tf32: bool = False,
-              m_values: tuple[int, ...] = M_VALUES, profile: str | None = None,
+              m_values: tuple[int, ...] | None = None, profile: str | None = None,
               log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> dict:
     """Run the benchmark and return the report (a JSON-ready dict)."""
     import torch
@@ -343,7 +338,11 @@ def run_bench(device: str = "auto", data: str | None = None, data_dir: str | Non
     baseline_runs = baseline_runs or (3 if cuda else 2)
     if runs < 1 or baseline_runs < 1:
         raise ValueError("--runs and --baseline-runs must be at least 1")
-    overrides = QUICK if quick else {}
+    from limen.verify.subliminal.config import quick_overrides
+    from limen.verify.subliminal.sweeps import M_FIG2
+
+    m_values = tuple(m_values or M_FIG2)
+    overrides = quick_overrides(data) if quick else {}
     ds = load_dataset(data, root=data_dir)  # CPU copy for the baseline; also fails early if the data are missing
     tf32_prev = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
 
@@ -506,9 +505,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-runs", type=int, default=None,
                         help="baseline runs to time (default: 3 on CUDA, 2 on CPU; the baseline is slow)")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced protocol on both sides (digits, hidden 64-64, 1+1 epochs, 10 noise steps)")
-    parser.add_argument("--m-values", default=",".join(map(str, M_VALUES)),
-                        help="aux widths of the cached-teacher m-sweep (default: Figure 2's 3,10,25,50,100,250)")
+                        help="the quick protocol on both sides (digits, hidden 64-64, noise batches of 500)")
+    parser.add_argument("--m-values", default=None,
+                        help="aux widths of the cached-teacher m-sweep, comma list (default: Figure 2's grid, "
+                             "sweeps.M_FIG2)")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA, on both sides")
     parser.add_argument("--out", default="reports/bench_subliminal.json", help="JSON report path")
     parser.add_argument("--profile", default=None, metavar="FILE",
@@ -517,12 +517,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        m_values = tuple(int(v) for v in args.m_values.split(",") if v.strip())
-    except ValueError as exc:
-        raise ValueError(f"--m-values must be comma-separated integers, got {args.m_values!r}") from exc
-    if not m_values:
-        raise ValueError("--m-values needs at least one value")
+    m_values = None
+    if args.m_values is not None:
+        try:
+            m_values = tuple(int(v) for v in args.m_values.split(",") if v.strip())
+        except ValueError as exc:
+            raise ValueError(f"--m-values must be comma-separated integers, got {args.m_values!r}") from exc
+        if not m_values:
+            raise ValueError("--m-values needs at least one value")
     report = run_bench(device=args.device, data=args.data, data_dir=args.data_dir, runs=args.runs,
                        baseline_runs=args.baseline_runs, quick=args.quick, tf32=args.tf32, m_values=m_values,
                        profile=args.profile)

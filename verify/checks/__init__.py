@@ -27,8 +27,12 @@ Stable API (other packages may build presets on it)
     what a preset receives: ``data``, ``data_dir``, ``device`` (a spec string;
     ``ctx.torch_device()`` resolves it), ``seeds`` (``None`` = the preset's
     default, use ``ctx.n_seeds(full, quick)``), ``quick``, ``out`` (this
-    preset's report folder, created), ``records_path`` (``out/records.jsonl``),
-    ``progress``.
+    preset's report folder, created), ``records_path`` (``out/records.jsonl``, the
+    export of this check's runs; the runs are in the report root's store
+    ``out.parent/results.db``), ``progress``, ``reuse_stale``, ``keep_models``,
+    ``executor``, ``address``. Engine runs: :func:`~limen.verify.checks.runs.engine_runs`
+    ``(configs, ctx, measure=...)``; other experiments:
+    :func:`~limen.verify.checks.runs.run_configs` ``(configs, ctx, fn, sources=...)``.
 ``Preset(name, title, run, in_all=True, quick_note="")`` and :func:`register`
     ``run(ctx) -> CheckResult``. Built-in presets are listed in
     :data:`PRESET_MODULES` (name -> module that defines ``PRESET``) so the

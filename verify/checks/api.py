@@ -94,7 +94,8 @@ def check(prediction: Any, experiment: Any, *, measure: str | Callable[[dict], f
     these runs keep their trained networks to compute it), or ``f(record) -> float``.
     ``rule``: ``within`` (± ``tolerance``), ``factor`` (×/÷ ``tolerance``), ``at_most`` / ``at_least``
     (the prediction is a bound). Verdicts follow :mod:`limen.verify.checks.core`.
-    ``out``: report folder root (``out/<name>/`` gets records.jsonl and summary.json; resumable);
+    ``out``: report folder root (its results store ``out/results.db`` keeps the runs, resumable and
+    shared with the checks writing there; ``out/<name>/`` gets records.jsonl and summary.json);
     ``None`` keeps nothing.
     """
     if rule not in RULES:
@@ -145,7 +146,7 @@ def _engine_rows(prediction, experiment, ctx, *, measure, numbers, select, rule,
     if not base or not all(isinstance(c, RunConfig) for c in base):
         raise TypeError("experiment must be a RunConfig, a list of RunConfigs, or a callable experiment(seed)")
     configs = [c.replace(seed=s) for c in base for s in range(seeds)]
-    needs_models = isinstance(measure, str) and measure.startswith("check.")
+    needs_models = isinstance(measure, str) and measure.startswith("check.")  # a measurement of the networks
     recs = engine_runs(configs, ctx, measure=needs_models, description="check runs")
     varying = [k for k in varying_fields(recs) if k != "seed"]
     rows = []

@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import traceback
-from pathlib import Path
 
 from limen.verify.cli import options
 
@@ -40,6 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of the tables")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress on stderr (else a bar on a terminal, plain lines every <= 10 s otherwise)")
+    store = parser.add_argument_group("results store (OUT/results.db, shared by the checks of one --out)")
+    store.add_argument("--reuse-stale", action="store_true",
+                       help="use runs stored by another version of the code instead of training them again "
+                            "(their records are marked stale)")
+    store.add_argument("--keep-models", action="store_true",
+                       help="keep every run's networks (OUT/models/) so that a later measurement needs no training")
+    store.add_argument("--executor", default="local", choices=("local", "ray"), help="where engine runs train")
+    store.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
 
 
 def _list() -> int:
@@ -89,8 +96,11 @@ def main(args: argparse.Namespace) -> int:
     console = Console(quiet=args.json)  # the human tables; with --json, stdout holds the JSON only
     errors = Console(stderr=True)
     settings = dict(data=args.data, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
-                   quick=args.quick, progress=not args.no_progress)
-    out = Path(args.out)
+                    quick=args.quick, progress=not args.no_progress, reuse_stale=args.reuse_stale,
+                    keep_models=args.keep_models, executor=args.executor, address=args.address)
+    from limen.verify.store import check_out
+
+    out = check_out(args.out)  # before any work: a file there would lose the results
     if args.preset != "all":
         get(args.preset)  # unknown name -> ValueError -> exit 2 with the list of names
         result = run_preset(args.preset, out, **settings)

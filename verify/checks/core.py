@@ -233,13 +233,20 @@ class CheckContext:
     seeds: int | None = None
     quick: bool = False
     progress: bool = False
+    reuse_stale: bool = False      # runs of other code versions are reused (marked stale), not retrained
+    keep_models: bool = False      # runs keep their networks, so later measurements need no training
+    executor: str = "local"        # where engine runs train: local or ray (address: the Ray cluster)
+    address: str | None = None
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out)
+        from limen.verify.store import check_out
+
+        self.out = check_out(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
 
     @property
     def records_path(self) -> Path:
+        """This check's export of its runs (the runs themselves are in ``out.parent / "results.db"``)."""
         return self.out / "records.jsonl"
 
     def n_seeds(self, full: int, quick: int) -> int:
@@ -257,7 +264,8 @@ class CheckContext:
 
     def to_dict(self) -> dict:
         return {"data": self.data, "data_dir": self.data_dir, "device": self.device,
-                "seeds": self.seeds, "quick": self.quick, "out": str(self.out)}
+                "seeds": self.seeds, "quick": self.quick, "out": str(self.out), "reuse_stale": self.reuse_stale,
+                "keep_models": self.keep_models, "executor": self.executor, "address": self.address}
 
 
 @dataclass

@@ -25,6 +25,7 @@ from .core import CheckContext, CheckResult, Preset, exact, info, mean_ci, withi
 from .runs import run_configs
 
 TOL = 1e-6
+SOURCES = ("limen.verify.checks.linear_fixed_point", "limen.verify.linear", "limen.theory")  # code of the numbers
 LR_FRACTION = 0.9
 STEPS = 1000
 ADAM_LR = 1e-2
@@ -93,8 +94,8 @@ def run(ctx: CheckContext) -> CheckResult:
     n_seeds = ctx.n_seeds(full=10, quick=3)
     device = ctx.torch_device()
     labelled = _configs(n_seeds)
-    recs = run_configs([c for _, c in labelled], ctx.records_path, lambda c: _measure(c, device),
-                       progress=ctx.progress, description="linear students")
+    recs = run_configs([c for _, c in labelled], ctx, lambda c: _measure(c, device), sources=SOURCES,
+                       description="linear students")
     rows = []
     by_regime: dict[str, list] = {}
     for (regime, cfg), rec in zip(labelled, recs):

@@ -46,7 +46,8 @@ def run(ctx: CheckContext) -> CheckResult:
     recs = engine_runs([c for _, c in labelled], ctx, measure=True, description="margin-bound runs")
     by: dict[str, list[dict]] = {}
     for (name, _), rec in zip(labelled, recs):
-        by.setdefault(name, []).append(rec["check"])
+        by.setdefault(name, []).append({**rec["check"], "student_acc": rec["metrics"]["student_final_acc"],
+                                        "teacher_acc": rec["metrics"]["teacher_final_acc"]})
     rows = []
     for name, ms in by.items():
         rows.append(at_most(f"{name} · oracle fixed point: share of examples over B(x)", 0.0,

@@ -3,24 +3,24 @@
 Full size is the reference protocol (``RunConfig`` defaults: 256-256 MLP, 5 teacher +
 5 student epochs, 60 × 1000 noise steps per epoch) on the chosen data, except that on
 the embedded digits (1437 training images, two Adam steps per teacher epoch at batch
-1024) the teacher trains for 40 epochs so that it learns the task. ``--quick`` keeps
-the design and the student's schedule (5 epochs × 60 steps) but uses a 64-64 MLP,
-noise batches of 500 and 2 000 held-out noise samples (teacher: 20 epochs on digits,
-2 elsewhere).
+1024) the teacher trains for 40 epochs so that it learns the task. ``--quick`` is the
+engine's quick protocol (:func:`limen.verify.subliminal.config.quick_overrides`: a
+64-64 MLP, noise batches of 500, 2 000 held-out noise samples, the student's 5 × 60
+steps; teacher: 20 epochs on digits, 2 elsewhere).
 """
 
 from __future__ import annotations
 
-QUICK = {"hidden": (64, 64), "noise_batch": 500, "eval_noise_batches": 2}
-DIGITS_TEACHER_EPOCHS = {"full": 40, "quick": 20}
+from limen.verify.subliminal.config import DIGITS_TEACHER_EPOCHS, QUICK, quick_overrides
+
+__all__ = ["DIGITS_TEACHER_EPOCHS", "QUICK", "base", "describe", "n_classes", "width"]
 
 
 def base(ctx, **changes) -> dict:
     """RunConfig keyword arguments for this context (data, sizes), updated with ``changes``."""
     kw: dict = {"data": ctx.data}
     if ctx.quick:
-        kw.update(QUICK)
-        kw["teacher_epochs"] = DIGITS_TEACHER_EPOCHS["quick"] if ctx.data == "digits" else 2
+        kw.update(quick_overrides(ctx.data, QUICK, DIGITS_TEACHER_EPOCHS))
     elif ctx.data == "digits":
         kw["teacher_epochs"] = DIGITS_TEACHER_EPOCHS["full"]
     kw.update(changes)

@@ -5,7 +5,7 @@ inside row(A) (P_A of rank min(m, d)), and for a rotation-invariant random aux
 head E[P_A] = min(m, d)/d · I (``theory.transfer_fraction_expected``), so the
 student's class logits move by a fraction ≈ min(m, d)/d of the change that copying
 the teacher's features would give. The head overlap τ = tr(C P_A Cᵀ)/tr(C Cᵀ) of
-each run (``theory.head_overlap``) is the same prediction for the actual heads.
+each run (the engine's ``metrics.tau``) is the same prediction for the actual heads.
 
 Experiment: shared initialisation (all layers A), m-sweep at fixed width d, several
 seeds, trained by the engine; on each run's test set
@@ -56,7 +56,7 @@ def run(ctx: CheckContext) -> CheckResult:
         resid += [v - pred for v in f]
         rows.append(within(f"m = {m}: transferred fraction f", pred, mean_ci(f), TOL,
                            detail=f"predicted min(m, d)/d with d = {d}"))
-        for key, vals in (("f", f), ("tau", [r["check"]["head_overlap"] for r in by_m[m]]),
+        for key, vals in (("f", f), ("tau", [r["metrics"]["tau"] for r in by_m[m]]),
                           ("oracle", [r["check"]["transfer_fraction_oracle"] for r in by_m[m]]),
                           ("acc", [r["metrics"]["student_final_acc"] for r in by_m[m]]),
                           ("oracle_acc", [r["metrics"]["oracle_acc"] for r in by_m[m]]),
@@ -68,7 +68,7 @@ def run(ctx: CheckContext) -> CheckResult:
                      bootstrap_ci(pairs, lambda p: float(np.corrcoef(np.asarray(p).T)[0, 1])), predicted=1.0))
     rows.append(info("residual f − min(m, d)/d, mean over runs", mean_ci(resid), predicted=0.0,
                      detail=f"RMS {float(np.sqrt(np.mean(np.square(resid)))):.3g}"))
-    tau_pairs = [(r["check"]["head_overlap"], r["check"]["transfer_fraction"]) for r in recs]
+    tau_pairs = [(r["metrics"]["tau"], r["check"]["transfer_fraction"]) for r in recs]
     rows.append(info("correlation of f with the run's head overlap τ",
                      bootstrap_ci(tau_pairs, lambda p: float(np.corrcoef(np.asarray(p).T)[0, 1])), predicted=1.0))
     for i, m in enumerate(ms):

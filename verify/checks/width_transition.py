@@ -59,7 +59,7 @@ def run(ctx: CheckContext) -> CheckResult:
         j = Ds.index(D)
         gap[cfg.seed, j] = rec["check"]["remaining_gap"]
         oracle_gap[cfg.seed, j] = rec["check"]["remaining_gap_oracle"]
-        agree[cfg.seed, j] = rec["check"]["agreement"]
+        agree[cfg.seed, j] = rec["metrics"]["agreement"]
     lost = [float(theory.width_bound(D, m)["lost_fraction"]) for D in Ds]
     rows: list[Row] = []
     for j, D in enumerate(Ds):

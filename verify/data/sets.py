@@ -361,8 +361,10 @@ def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, n_
     name:       ``digits`` (embedded default), ``fashion-mnist``, ``mnist``, ``emnist-balanced``, ``emnist-letters``.
     root:       folder to look in first (see the module docstring for the search order).
     n_classes:  keep only labels ``0..K-1`` (train and test), as the reference's class truncation.
-    normalize:  ``"mnist"`` (0.1307, 0.3081; the reference's, default, also for the other sets),
-                ``"none"`` (pixels in [0, 1]), ``"dataset"`` (this set's training mean/std), or ``(mean, std)``.
+    normalize:  ``"mnist"`` (0.1307, 0.3081; the subliminal reference's choice, default, also for the other
+                sets — infomorphic runs restandardise with each set's own training mean/std, as the infomorphic
+                reference does), ``"none"`` (pixels in [0, 1]), ``"dataset"`` (this set's training mean/std),
+                or ``(mean, std)``.
     device:     where the tensors are created (``"cpu"``, ``"cuda"``, ``"auto"``, a ``torch.device``).
     verify:     also check the decompressed files' md5 against the known content (Fashion-MNIST);
                 ``Dataset.verified`` says whether that happened.

@@ -1,4 +1,4 @@
-"""Infomorphic networks: neurons that learn a local PID goal (Schneider et al., ICLR 2025).
+"""Infomorphic networks: neurons that learn a local PID goal (Schneider et al., ICLR 2025, arXiv 2412.02482).
 
 Each hidden neuron has feedforward (F), context (C = label) and lateral (L) inputs and
 maximises ``G = Σ_α γ_α Π_α + γ_res H_res`` over its 18 I^sx atoms, estimated per
@@ -12,14 +12,17 @@ Stable API
 models=("backprop", "optimised", "heuristic", "readout", "random-projection"), out=None) -> dict``
     (:mod:`.compare`) trains every model for every seed (resuming from ``out/records.jsonl``)
     and returns ``{"records": [...], "summary": {...}}``: per model the test-accuracy mean,
-    sd and Student-t 95 % interval over seeds (fractions; the study's MNIST value at N = 100
-    for reference), and whether the study's ordering at N = 100,
+    sd and Student-t 95 % interval over seeds (fractions; each run's accuracy is the mean
+    over its evaluation passes; the study's MNIST value at N = 100 for reference), and
+    whether the study's ordering at N = 100,
     ``backprop ≳ optimised > heuristic > readout > random-projection``, holds: ``A > B`` holds
     when the Welch 95 % CI of the difference of means lies above 0 (fails below 0,
-    inconclusive otherwise); ``A ≳ B`` likewise with the bound −1 pp (``margin=0.01``).
-    ``summary["ordering_holds"]`` is True, False, or None (some relation inconclusive);
-    ``summary["rules"]`` states the rules. Default epochs: 500 on digits (2 steps per
-    epoch), 100 otherwise.
+    inconclusive otherwise); ``A ≳ B`` likewise with the bound −1 pp (``margin=0.01``);
+    a relation is judged only for runs of ≥ 100 epochs or at a measured plateau, and
+    "X > readout" only when backprop beats the readout (else "not judged", with the reason).
+    ``summary["ordering_holds"]`` is True, False, or None (some relation inconclusive or
+    not judged); ``summary["rules"]`` states the rules. Default epochs: 500 on digits
+    (2 steps per epoch), 100 otherwise.
 ``InfomorphicConfig`` / ``preset(model, **fields)`` / ``train_run(config, device=, data=, out=)``
     (:mod:`.train`) one run -> record ``{"key", "config", "metrics", "run_info"}``;
     models: ``PRESETS`` (optimised, optimised-sparse, heuristic, backprop, readout,

@@ -38,7 +38,8 @@ SOURCES: dict[str, str] = {
 #: the output layer's goal in the study: unique F, unique C, shared, synergy, H_res
 OUTPUT_GOAL = (-0.2, 0.1, 1.0, 0.1, 0.0)
 
-#: named goals per neuron type (digest §2.5; values from the study's goal configs)
+#: named goals per neuron type (values from the study's goal configs, ``paper_trivariate/conf/goals/`` in
+#: Priesemann-Group/Infomorphic_Networks)
 GOALS: dict[str, dict[str, tuple[float, ...]]] = {
     "trivariate": {
         # gamma = 1 on {F}{C}: label information shared by F and C, not by L (naive.yaml)

@@ -1,7 +1,9 @@
 """Infomorphic networks: trivariate/bivariate PID neurons, the output layer, the baselines.
 
 The network has one hidden layer and an output layer of ``n_classes`` bivariate
-neurons (digest §2). Kinds (:data:`KINDS`):
+neurons, as in Schneider et al., *What should a neuron aim for?* (ICLR 2025,
+arXiv 2412.02482, Fig. 2) and its public code (Priesemann-Group/Infomorphic_Networks,
+``paper_trivariate/base_model.py``, ``im_net/activation_functions.py``). Kinds (:data:`KINDS`):
 
 ``trivariate``
     hidden neurons with F = linear map of the image, C = linear map of the one-hot
@@ -19,7 +21,7 @@ neurons (digest §2). Kinds (:data:`KINDS`):
     as in the study's ``global_backprop`` baseline.
 ``random-projection``
     frozen random hidden layer (PyTorch's default init) with a Heaviside activation
-    (y = sign F); only the output layer learns.
+    (y = sign F, or 1[F > 0] with ``binary="01"``); only the output layer learns.
 ``readout``
     no hidden layer: the output neurons read the image directly.
 
@@ -31,6 +33,11 @@ Hidden ±1 outputs are detached before the output layer, so every infomorphic la
 learns from its own local goal only. PID sources are binned per neuron (fixed range
 [−R, R] for trivariate neurons; per-batch max-abs normalisation to [−1, 1] for
 bivariate ones), with the soft target [1 − θ, θ].
+
+Two options reproduce choices of the public code that limen does not make by default:
+``binary="01"`` gives the backprop and random-projection hidden layers {0, 1} outputs
+instead of ±1, and ``theta_clip=ε`` clamps every bivariate θ into [ε, 1 − ε] (the code
+uses 1e−6, which also zeroes the gradient outside).
 """
 
 from __future__ import annotations
@@ -84,24 +91,30 @@ def flip_and_argmax(theta: torch.Tensor) -> torch.Tensor:
     return torch.where(flip, 1.0 - theta, theta).argmax(1)
 
 
+#: values of the two binary codes of the baselines' hidden outputs: (off, on)
+BINARY_CODES = {"pm1": (-1.0, 1.0), "01": (0.0, 1.0)}
+
+
 class _BinaryST(torch.autograd.Function):
-    """±1 sample with P(+1) = σ(a); backward: d/da of (2σ(a) − 1) (straight-through)."""
+    """Binary sample (``low`` or 1) with P(1) = σ(a); backward: d/da of E[sample] = (1 − low)·σ'(a) (straight-through)."""
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx, a, low):
         s = torch.sigmoid(a)
         ctx.save_for_backward(s)
-        return torch.where(torch.rand_like(a) < s, 1.0, -1.0).to(a.dtype)
+        ctx.scale = 1.0 - low
+        return torch.where(torch.rand_like(a) < s, 1.0, low).to(a.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (s,) = ctx.saved_tensors
-        return grad * 2.0 * s * (1.0 - s)
+        return grad * ctx.scale * s * (1.0 - s), None
 
 
-def _graetz(f: torch.Tensor, x: torch.Tensor, k1: float, k2: float) -> torch.Tensor:
-    """Bivariate activation θ = σ(F·[k1 + (1 − k1)·2σ(k2·F·X)]) (X: context or lateral input)."""
-    return torch.sigmoid(f * (k1 + (1 - k1) * 2 * torch.sigmoid(k2 * f * x)))
+def _graetz(f: torch.Tensor, x: torch.Tensor, k1: float, k2: float, clip: float = 0.0) -> torch.Tensor:
+    """Bivariate activation θ = σ(F·[k1 + (1 − k1)·2σ(k2·F·X)]) (X: context or lateral input), clamped to [clip, 1 − clip]."""
+    theta = torch.sigmoid(f * (k1 + (1 - k1) * 2 * torch.sigmoid(k2 * f * x)))
+    return theta.clamp(clip, 1.0 - clip) if clip > 0 else theta
 
 
 def _sample_pm1(theta: torch.Tensor) -> torch.Tensor:
@@ -114,10 +127,17 @@ class InfomorphicNet(nn.Module):
     def __init__(self, kind: str, d_in: int, n_hidden: int, n_classes: int, *, n_bins: int = 20,
                  half_range: float = 20.0, alpha_c: float = 0.1, alpha_l: float = 0.1, beta_c: float = 2.0,
                  beta_l: float = 2.0, k1_hidden: float = 0.9, k1_output: float = 1.0, k2: float = 2.0,
-                 passes: int = 2, max_connections: int | None = None):
+                 passes: int = 2, max_connections: int | None = None, binary: str = "pm1",
+                 theta_clip: float = 0.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
+        if binary not in BINARY_CODES:
+            raise ValueError(f"binary must be one of {', '.join(BINARY_CODES)}, got {binary!r}")
+        if not 0 <= theta_clip < 0.5:
+            raise ValueError(f"theta_clip must lie in [0, 0.5), got {theta_clip!r}")
+        self.binary_low = BINARY_CODES[binary][0]
+        self.theta_clip = float(theta_clip)
         self.kind, self.n_hidden, self.n_classes = kind, n_hidden, n_classes
         self.n_bins, self.half_range, self.passes = n_bins, half_range, passes
         self.alpha_c, self.alpha_l, self.beta_c, self.beta_l = alpha_c, alpha_l, beta_c, beta_l
@@ -157,22 +177,22 @@ class InfomorphicNet(nn.Module):
         return y @ (self.hl.weight * self.lat_mask).T + self.hl.bias
 
     def hidden(self, x: torch.Tensor, ctx: torch.Tensor):
-        """Hidden ±1 output and, for PID neurons, ``(sources (B, N, n_src), θ (B, N))`` of the last pass."""
+        """Hidden binary output and, for PID neurons, ``(sources (B, N, n_src), θ (B, N))`` of the last pass."""
         kind = self.kind
         if kind == "readout":
             return x, None
         f = self.hf(x)
         if kind == "random-projection":
-            return torch.where(f > 0, 1.0, -1.0).to(f.dtype), None
+            return torch.where(f > 0, 1.0, self.binary_low).to(f.dtype), None
         if kind == "bivariate-fc":
             c = self.hc(ctx)
-            theta = _graetz(f, c, self.k1_hidden, self.k2)
+            theta = _graetz(f, c, self.k1_hidden, self.k2, self.theta_clip)
             return _sample_pm1(theta.detach()), (torch.stack([f, c], -1), theta)
         y = torch.zeros_like(f)
         if kind == "bivariate-fl":
             for _ in range(self.passes):
                 lat = self._lateral(y)
-                theta = _graetz(f, lat, self.k1_hidden, self.k2)
+                theta = _graetz(f, lat, self.k1_hidden, self.k2, self.theta_clip)
                 y = _sample_pm1(theta.detach())
             return y, (torch.stack([f, lat], -1), theta)
         c = self.hc(ctx)
@@ -182,7 +202,7 @@ class InfomorphicNet(nn.Module):
             lat = self._lateral(y)
             a = f * (base + cterm + self.alpha_l * torch.sigmoid(self.beta_l * f * lat))
             if kind == "backprop":
-                y = _BinaryST.apply(a)  # gradients flow through both passes
+                y = _BinaryST.apply(a, self.binary_low)  # gradients flow through both passes
                 theta = torch.sigmoid(a)
             else:
                 theta = torch.sigmoid(a)
@@ -193,7 +213,7 @@ class InfomorphicNet(nn.Module):
         """Output θ (B, n_classes) and its PID sources (B, n_classes, 2)."""
         f = self.of(h)
         c = ctx + self.oc_bias
-        return _graetz(f, c, self.k1_output, self.k2), torch.stack([f, c], -1)
+        return _graetz(f, c, self.k1_output, self.k2, self.theta_clip), torch.stack([f, c], -1)
 
     # ----------------------------------------------------------------- PID
     def _pid_inputs(self, sources: torch.Tensor, theta: torch.Tensor, fixed: bool):
@@ -249,3 +269,23 @@ class InfomorphicNet(nn.Module):
         out_atoms = sx_sample_atoms(bins, p.double(), self.n_bins, validate=False)
         return hidden_atoms, out_atoms
 
+
+    @torch.no_grad()
+    def context_collapsed(self, ctx: torch.Tensor):
+        """Per neuron, whether its context source falls into one bin on the whole batch: ``(hidden, output)``.
+
+        The label context C = W_C·onehot(label) + b takes one value per class. When all of them
+        share a bin, C is constant in the neuron's PID: the union event of every antichain with
+        the singleton {C} is certain, so those redundancies and the atoms {C}, {F}{C}, {C}{L},
+        {F}{C}{L}, {C}{FL} … are exactly 0 for any θ, and so are their gradients. A neuron with
+        the heuristic goal (γ = 1 on {F}{C} only) then gets no learning signal at all.
+        ``hidden`` is None for kinds without a context source (bivariate-fl, baselines).
+        """
+        hidden = None
+        if self.kind in ("trivariate", "backprop", "bivariate-fc"):
+            c = self.hc(ctx)
+            bins = fixed_bins(c, self.n_bins, self.half_range) if self.hidden_kind == "trivariate" \
+                else adaptive_bins(c, self.n_bins)
+            hidden = (bins == bins[:1]).all(0)
+        out = adaptive_bins(ctx + self.oc_bias, self.n_bins)
+        return hidden, (out == out[:1]).all(0)

@@ -45,7 +45,9 @@ def mean_atoms(records: Sequence[dict], path: str | Path, title: str = "") -> st
     """Bar chart: the PID atoms (γ order, then H_res) of trained hidden neurons, mean over neurons and seeds.
 
     One group of bars per (model, N) with trivariate hidden neurons; error bars: the spread
-    (std) over neurons. Returns None when no run has trivariate hidden atoms.
+    (std) over neurons. Neurons whose label context fell into one bin (``context_collapsed_hidden``:
+    their {F}{C} and every atom with the singleton {C} are exactly 0) form a group of their
+    own, labelled with their share. Returns None when no run has trivariate hidden atoms.
     """
     import matplotlib
 
@@ -55,12 +57,24 @@ def mean_atoms(records: Sequence[dict], path: str | Path, title: str = "") -> st
     groups = {}
     names = None
     for (m, n), recs in sorted(_by(records, "model", "n_hidden").items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        atoms = [np.asarray(r["metrics"]["atoms_hidden"]) for r in recs if r["metrics"].get("atoms_hidden")]
-        atoms = [a for a in atoms if a.ndim == 2 and a.shape[1] == 19]
-        if atoms:
-            names = recs[0]["metrics"]["atom_names_hidden"]
-            allv = np.concatenate(atoms)
+        atoms, flags = [], []
+        for r in recs:
+            a = np.asarray(r["metrics"].get("atoms_hidden") or [])
+            if a.ndim == 2 and a.shape[1] == 19:
+                names = r["metrics"]["atom_names_hidden"]
+                atoms.append(a)
+                f = r["metrics"].get("context_collapsed_hidden")
+                flags.append(np.asarray(f, bool) if f is not None else np.zeros(len(a), bool))
+        if not atoms:
+            continue
+        allv, collapsed = np.concatenate(atoms), np.concatenate(flags)
+        if not collapsed.any():
             groups[f"{m} N={n}"] = (allv.mean(0), allv.std(0))
+            continue
+        share = f"{100 * collapsed.mean():.0f} %"
+        if not collapsed.all():
+            groups[f"{m} N={n}, context in ≥ 2 bins"] = (allv[~collapsed].mean(0), allv[~collapsed].std(0))
+        groups[f"{m} N={n}, context in one bin ({share})"] = (allv[collapsed].mean(0), allv[collapsed].std(0))
     if not groups:
         return None
     path = Path(path)
@@ -84,7 +98,11 @@ def mean_atoms(records: Sequence[dict], path: str | Path, title: str = "") -> st
 
 
 def atom_evolution(record: dict, path: str | Path, top: int = 6) -> str | None:
-    """Mean hidden atoms over epochs for one run (the ``top`` atoms largest in magnitude at the end)."""
+    """Mean hidden atoms over epochs for one run (the ``top`` atoms largest in magnitude at the end).
+
+    With a context source, a dashed line on the right axis shows the share of hidden neurons
+    whose label context fell into one bin.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,6 +122,14 @@ def atom_evolution(record: dict, path: str | Path, top: int = 6) -> str | None:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("epoch")
     ax.set_ylabel("bits (mean over neurons)")
+    shares = [(h["epoch"], h["context_collapsed_share"]["hidden"]) for h in record["metrics"]["history"]
+              if (h.get("context_collapsed_share") or {}).get("hidden") is not None]
+    if shares:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*shares), color="0.4", ls="--", lw=1.0, label="context in one bin (share, right axis)")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("share of neurons with the context in one bin", fontsize=8)
+        ax2.legend(fontsize=7, loc="lower right")
     cfg = record["config"]
     ax.set_title(f"atom evolution: {cfg.get('model')} N={cfg.get('n_hidden')} seed {cfg.get('seed')}", fontsize=10)
     ax.grid(alpha=0.3)

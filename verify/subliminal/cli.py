@@ -1,10 +1,12 @@
 """Train split-head teacher/student runs (one config, or a named sweep) and write result records.
 
-Records go to OUT/records.jsonl (one JSON line per run, appended atomically); a killed sweep
-restarted with the same command skips finished runs. The summary (mean ± 95 % CI over seeds) is
-printed on stdout -- a table, or with --json one JSON object -- and written to OUT/summary.md and
-OUT/summary.json; OUT/summary.png plots its main metrics against the swept variable. Progress
-and notes go to stderr.
+Records go to the results store OUT/results.db (one transaction per finished group) and are
+exported to OUT/records.jsonl; a killed sweep restarted with the same command skips finished
+runs, and two processes given the same OUT split the work. Runs stored by another version of
+the code are trained again (--reuse-stale keeps them, marked stale). The summary (mean ± 95 %
+CI over seeds) is printed on stdout -- a table, or with --json one JSON object -- and written to
+OUT/summary.md and OUT/summary.json; OUT/summary.png plots its main metrics against the swept
+variable. Progress and notes go to stderr.
 
 examples:
   limen run subliminal --m 10 --seeds 3                       three seeds of the default protocol (digits)
@@ -88,6 +90,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex.add_argument("--json", action="store_true",
                     help="print one JSON object on stdout (summary rows, record and plot paths) instead of the table")
     ex.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    ex.add_argument("--reuse-stale", action="store_true",
+                    help="use runs stored by another version of the code instead of training them again "
+                         "(their records are marked stale)")
+    ex.add_argument("--keep-models", action="store_true",
+                    help="keep every run's networks (OUT/models/) so that a later measurement needs no training")
 
 
 def _sweep_options(fn) -> dict[str, str]:
@@ -182,7 +189,9 @@ def main(args) -> int:
     from .plots import plot_summary
     from .run import run_sweep, varying_fields, write_summary
 
-    out = Path(args.out or Path("runs") / "subliminal" / name)
+    from ..store import check_out
+
+    out = check_out(args.out or Path("runs") / "subliminal" / name)  # before any work
     if args.dry_run:
         sizes = [len(g) for g in plan_groups(configs, max_group=args.max_group)]
         print(json.dumps({"sweep": name, "runs": len(configs), "groups": sizes}) if args.json else
@@ -191,8 +200,8 @@ def main(args) -> int:
     opts = {"address": args.address} if args.address else {}
     records = run_sweep(configs, out, device=args.device, executor=args.executor, executor_options=opts,
                         data_root=args.data_dir, allow_tf32=args.tf32, noise_rng=args.noise_rng,
-                        max_group=args.max_group, progress=False if args.no_progress else None,
-                        description=f"subliminal {name}")
+                        max_group=args.max_group, reuse_stale=args.reuse_stale, keep_models=args.keep_models,
+                        progress=False if args.no_progress else None, description=f"subliminal {name}")
     md = write_summary(records, out)
     rows = json.loads((out / "summary.json").read_text())
     plot = plot_summary(rows, varying_fields(records), out)

@@ -51,6 +51,25 @@ PAPER_CNN_SPEC = (
 )
 
 
+# ----------------------------------------------------------------------------- sizes
+
+#: The small protocol of every ``--quick`` (``limen check``, the named sweeps, ``limen bench subliminal``):
+#: a 64-64 MLP, noise batches of 500 and 2 000 held-out noise samples; the student keeps the
+#: reference's 5 epochs x 60 steps.
+QUICK = {"hidden": (64, 64), "noise_batch": 500, "eval_noise_batches": 2}
+#: Teacher epochs on the embedded digits (1437 training images, two Adam steps per epoch at batch
+#: 1024: the reference's 5 epochs do not teach it the task) at full size (checks) and quick.
+DIGITS_TEACHER_EPOCHS = {"full": 40, "quick": 20}
+#: Teacher epochs of the quick protocol on the 60 000-image data sets.
+QUICK_TEACHER_EPOCHS = 2
+
+
+def quick_overrides(data: str, quick: Mapping = QUICK, digits_epochs: Mapping = DIGITS_TEACHER_EPOCHS) -> dict:
+    """The ``RunConfig`` fields of the quick protocol on ``data`` (:data:`QUICK` and the teacher's epochs)."""
+    epochs = digits_epochs["quick"] if str(data).lower() == "digits" else QUICK_TEACHER_EPOCHS
+    return {**quick, "teacher_epochs": epochs}
+
+
 # ----------------------------------------------------------------------------- seeds
 
 def rng_base(seed: int) -> int:
@@ -192,11 +211,6 @@ def _flag(v: Any, layer: str) -> bool:
 
 def _fmt_map(m: dict[str, Any]) -> str:
     return ",".join(f"{k}:{(str(v).lower() if isinstance(v, bool) else v)}" for k, v in m.items())
-
-
-def parse_map_string(s: str) -> dict[str, str]:
-    """Inverse of the canonical ``name:value,...`` form."""
-    return dict(p.split(":", 1) for p in s.split(","))
 
 
 # ----------------------------------------------------------------------------- perturbations
@@ -377,10 +391,13 @@ class RunConfig:
                 raise ValueError(f"{role}cnn_spec is given but {role}arch is 'mlp'")
         t_names = self.layer_names("teacher")
         st_names = self.layer_names("student")
-        s("teacher_init", _fmt_map(_parse_layer_map(self.teacher_init, t_names, "A", "teacher_init", _source)))
-        s("init", _fmt_map(_parse_layer_map(self.init, st_names, "A", "init", _source)))
-        s("teacher_trainable", _fmt_map(_parse_layer_map(self.teacher_trainable, t_names, True, "teacher_trainable", _flag)))
-        s("trainable", _fmt_map(_parse_layer_map(self.trainable, st_names, True, "trainable", _flag)))
+        maps = {"teacher_init": _parse_layer_map(self.teacher_init, t_names, "A", "teacher_init", _source),
+                "init": _parse_layer_map(self.init, st_names, "A", "init", _source),
+                "teacher_trainable": _parse_layer_map(self.teacher_trainable, t_names, True, "teacher_trainable", _flag),
+                "trainable": _parse_layer_map(self.trainable, st_names, True, "trainable", _flag)}
+        for k, v in maps.items():
+            s(k, _fmt_map(v))
+        s("_maps", maps)  # parsed once (not a field: keys and equality use the canonical strings)
         s("teacher_epochs", _pos_int("teacher_epochs", self.teacher_epochs, 0))
         s("student_epochs", _pos_int("student_epochs", self.student_epochs, 0))
         s("batch_size", _pos_int("batch_size", self.batch_size))
@@ -419,11 +436,12 @@ class RunConfig:
         raise ValueError(f"role must be 'teacher' or 'student', got {role!r}")
 
     def sources(self, role: str) -> dict[str, str]:
-        return parse_map_string(self.teacher_init if role == "teacher" else self.init)
+        """Init source (``A``, ``B``, ``random``) of every layer of ``role``, in layer order."""
+        return dict(self._maps["teacher_init" if role == "teacher" else "init"])
 
     def trainable_flags(self, role: str) -> dict[str, bool]:
-        raw = parse_map_string(self.teacher_trainable if role == "teacher" else self.trainable)
-        return {k: v == "true" for k, v in raw.items()}
+        """Trainable flag of every layer of ``role``, in layer order."""
+        return dict(self._maps["teacher_trainable" if role == "teacher" else "trainable"])
 
     def arch_of(self, role: str) -> tuple[str, tuple[int, ...], str | None]:
         if role == "teacher":

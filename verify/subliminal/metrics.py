@@ -8,7 +8,13 @@
   principal angles between row(C) and row(A), the extreme singular values of A, and the
   pseudo-inverse A^+ used by the oracle projected student (theory R1.1/R1.3) -- all from
   Gram matrices with batched Cholesky/eigvalsh (float64), not per-matrix SVDs, for speed on GPUs;
+* the oracle projected student's features h_S0 + A_S^+ (z_T - z_S0) (theory R1.1);
 * weight-space cosines per layer.
+
+These are limen's only implementations of tau, the principal cosines and the oracle student:
+the engine calls them batched in its own dtype, :mod:`limen.verify.checks.measure` calls them
+in float64 on one run, and the tests compare them with the float64 evaluators of
+:mod:`limen.theory` (``head_overlap``, ``principal_angles``, ``feature_fixed_point``).
 """
 
 from __future__ import annotations
@@ -135,6 +141,17 @@ def head_geometry(c: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
         w = torch.linalg.solve_triangular(chol, w.transpose(1, 2), upper=False)
         cos = torch.linalg.eigvalsh(0.5 * (w + w.transpose(1, 2))).flip(-1)[:, :k].clamp(0.0, 1.0).sqrt()
     return {"tau": tau, "principal_cos": cos, "pinv": pinv}
+
+
+def oracle_features(h0: torch.Tensor, z_t: torch.Tensor, z0: torch.Tensor, pinv: torch.Tensor) -> torch.Tensor:
+    """Features of the oracle projected student (theory R1.1): ``h_S0 + A_S^+ (z_T - z_S0)``.
+
+    ``h0 [S, B, d]``: the initial student's last-hidden features; ``z_t``, ``z0`` ``[S, B, m]``: the
+    teacher's and the initial student's aux logits (``A h + a``, biases included); ``pinv [S, d, m]``:
+    ``A_S^+`` of the student's initial aux head (:func:`pinv_full_rank`). The oracle's class logits are
+    ``C_S h + c_S``.
+    """
+    return h0 + torch.bmm(z_t - z0, pinv.transpose(1, 2))
 
 
 def cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ tensors carry a leading member dimension S. The forward pass is a loop over
 layers with ``baddbmm`` (linear) or a grouped convolution (conv2d, ``groups=S``),
 so every member computes exactly its own network.
 
-Initialisation follows the reference (§1.3 of the study digest): PyTorch-default
-``reset_parameters`` (kaiming-uniform a=sqrt(5) weights, U(+-1/sqrt(fan_in)) biases)
+Initialisation follows the reference code (Priesemann-Group/subliminal_learning,
+``src/subliminal_core.py``): PyTorch-default ``reset_parameters`` (kaiming-uniform
+a=sqrt(5) weights, U(+-1/sqrt(fan_in)) biases)
 drawn in layer order from one generator seeded ``derived_seed(seed, role,
 "model_random_init")``, then every layer whose source is ``A``/``B`` re-drawn from
 its own generator ``derived_seed(seed, "init_source", source, layer)`` -- so an

@@ -12,13 +12,18 @@ noise never depends on which other runs share its batch (ensemble == separate ru
   ``(derived_seed(seed, "student_training_noise") mod 2^32) + step * 2^32`` with counters
   0..B*n-1 (``tl.rand``/``tl.randn``). One launch instead of S, same statistics, deterministic,
   independent of the group; the values differ from the ``generator`` scheme.
+
+:class:`TrainingNoise` hides which of these (or a fixed noise pool) a group's distillation uses.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
+
+from .config import derived_seed
 
 try:  # optional: the fused per-member Philox noise kernel on CUDA
     import triton
@@ -157,3 +162,55 @@ def perlin(gens: list[torch.Generator], batch: int, shape: tuple[int, ...], res:
     scale = field.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     field = field / scale
     return field.reshape(s, batch, *shape)
+
+
+def generators(seeds: Sequence[int], stream: str, device) -> list[torch.Generator]:
+    gens = []
+    for sd in seeds:
+        g = torch.Generator(device=device)
+        g.manual_seed(derived_seed(sd, stream))
+        gens.append(g)
+    return gens
+
+
+class TrainingNoise:
+    """The distillation inputs of a group's distinct noise streams (one per seed), batch by batch.
+
+    Three schemes behind one call, :meth:`batch` ``(epoch, step) -> [U, noise_batch, *shape]``:
+    fresh noise every step from per-stream generators (``generator``: the reference's streams) or
+    from the fused Philox kernel (``philox``: CUDA, uniform/normal noise), or a fixed pool of
+    ``noise_pool`` samples per stream (streams ``student_noise_pool``), reshuffled every epoch
+    (``student_noise_shuffle``). ``scheme`` is what a record's ``run_info["noise_rng"]`` says.
+    """
+
+    def __init__(self, cfg, seeds: Sequence[int], shape: tuple[int, ...], device, rng: str,
+                 normalization: tuple[float, float] | None = None):
+        self.kind, self.batch_size, self.shape, self.device = cfg.noise, cfg.noise_batch, tuple(shape), device
+        self.steps, self.pool_size = cfg.student_steps_per_epoch, cfg.noise_pool
+        self._kw = dict(perlin_res=cfg.perlin_res, normalization=normalization)
+        philox = self.pool_size is None and rng == NOISE_RNG_PHILOX and self.kind in ("uniform", "normal")
+        self.scheme = NOISE_RNG_PHILOX if philox else NOISE_RNG_GENERATOR
+        self._perm = None
+        if philox:
+            self._keys = philox_keys([derived_seed(sd, "student_training_noise") for sd in seeds], device)
+        elif self.pool_size is None:
+            self._gens = generators(seeds, "student_training_noise", device)
+        else:
+            gens = generators(seeds, "student_noise_pool", device)
+            self._pool = torch.cat([draw(self.kind, gens, min(self.batch_size, self.pool_size - a), self.shape, device,
+                                         **self._kw) for a in range(0, self.pool_size, self.batch_size)], dim=1)
+            self._shuffle = generators(seeds, "student_noise_shuffle", device)
+
+    def batch(self, epoch: int, step: int) -> torch.Tensor:
+        """The noise batch of ``step`` in ``epoch``, per stream (steps in order; a pool reshuffles at step 0)."""
+        if self.scheme == NOISE_RNG_PHILOX:
+            return draw_philox(self.kind, self._keys, epoch * self.steps + step, self.batch_size, self.shape,
+                               self._kw["normalization"])
+        if self.pool_size is None:
+            return draw(self.kind, self._gens, self.batch_size, self.shape, self.device, **self._kw)
+        if step == 0:
+            self._perm = torch.stack([torch.randperm(self.pool_size, generator=g, device=self.device)
+                                      for g in self._shuffle])
+        idx = self._perm[:, step * self.batch_size:(step + 1) * self.batch_size]
+        return torch.gather(self._pool, 1, idx.view(len(self._shuffle), -1, *([1] * len(self.shape))).expand(
+            -1, -1, *self.shape))

@@ -1,78 +1,123 @@
-"""Sweeps: plan groups, train them through an executor, write records (resumable), summarise."""
+"""Sweeps through the road (:mod:`limen.verify.road`): plan, train (and measure) through an executor,
+store the records (resumable, shareable between processes), summarise."""
 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..executors import get_executor
-from ..progress import progress as _progress
-from ..records import ResultStore, config_key
+from ..road import Road
 from ..stats import t_interval
+from ..versions import subliminal_version
 from .config import RunConfig
-from .engine import plan_groups, train_group
 
-RECORDS_FILE = "records.jsonl"
+
+def train_and_measure(group: list[RunConfig], *, measures=(), keep_models: bool = False,
+                      device: str = "auto", data_root: str | None = None, allow_tf32: bool = False,
+                      noise_rng: str = "auto") -> list[dict]:
+    """The engine's group function on the road: train ``group`` and measure each run where it trained.
+
+    Runs wherever the executor puts it (a Ray worker, or this process); returns per run its record,
+    the values of ``measures`` (:class:`~limen.verify.road.Measure`, on the trained networks and the
+    run's data set, on this device) and, with ``keep_models``, the serialised networks. The networks
+    are dropped when the function returns. Each result carries the engine and measurement versions of
+    the code that computed it (the driver refuses results of other code).
+    """
+    from .. import subliminal  # the package's train_group: the engine's stable entry point
+    from ..device import resolve_device
+    from .engine import get_data
+
+    dev = resolve_device(device)
+    need_models = bool(measures) or keep_models
+    out = subliminal.train_group(group, dev, data_root=data_root, allow_tf32=allow_tf32, noise_rng=noise_rng,
+                                 return_models=need_models)
+    records, models = out if need_models else (out, [None] * len(group))
+    data = get_data(group[0], dev, data_root) if measures else None
+    mv = {m.name: m.version for m in measures}  # of the code here, checked by the driver
+    return [{"key": rec["key"], "version": subliminal_version(), "record": rec, "measure_versions": mv,
+             "measures": {m.name: m(mod, data) for m in measures}, "models": _serialise(mod) if keep_models else None}
+            for rec, mod in zip(records, models)]
+
+
+def _serialise(models) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(models, buf)
+    return buf.getvalue()
+
+
+class EngineProducer:
+    """The subliminal engine as a producer of the road: ``plan_groups``, :func:`train_and_measure`."""
+
+    name = "subliminal"
+
+    def __init__(self, device: str = "auto", data_root: str | None = None, allow_tf32: bool = False,
+                 noise_rng: str = "auto", max_group: int | None = None, memory_budget: int = 8 << 30):
+        self.device, self.data_root, self.allow_tf32, self.noise_rng = device, data_root, allow_tf32, noise_rng
+        self.max_group, self.memory_budget = max_group, memory_budget
+
+    @property
+    def version(self) -> str:
+        return subliminal_version()
+
+    def plan(self, configs):
+        from .engine import plan_groups
+
+        return plan_groups(configs, max_group=self.max_group, memory_budget=self.memory_budget)
+
+    def group_fn(self, measures, keep_models):
+        return functools.partial(train_and_measure, measures=tuple(measures),
+                                 keep_models=keep_models, device=self.device, data_root=self.data_root,
+                                 allow_tf32=self.allow_tf32, noise_rng=self.noise_rng)
+
+    def measure_kept(self, config, path, measures) -> dict:
+        """Measure a finished run from its kept networks (in this process, on ``device``; no training)."""
+        import torch
+
+        from ..device import resolve_device
+        from .engine import get_data
+
+        models = torch.load(path, weights_only=False)
+        dev = resolve_device(self.device)
+        data = get_data(config, dev, self.data_root)
+        return {m.name: m(models, data) for m in measures}
 
 
 def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto", executor: str = "local",
               progress: bool | None = True, *, executor_options: dict | None = None, data_root: str | None = None,
               allow_tf32: bool = False, noise_rng: str = "auto", max_group: int | None = None,
-              memory_budget: int = 8 << 30, description: str = "subliminal runs") -> list[dict]:
-    """Train every config not yet in ``out/records.jsonl``; return the records of all ``configs`` (in order).
+              memory_budget: int = 8 << 30, description: str = "subliminal runs", measures: Sequence = (),
+              keep_models: bool = False, reuse_stale: bool = False, view: str | None = None) -> list[dict]:
+    """Train every config the store ``out/results.db`` lacks; return the records of all ``configs`` (in order).
 
-    Resume: a config whose :func:`config_key` is already in the store is skipped, so a killed sweep
-    restarted with the same arguments loses nothing and duplicates nothing. Groups go through
+    Goes through the road (:class:`~limen.verify.road.Road`): a config whose record of the current
+    engine version is stored is not trained again, so a killed sweep restarted with the same
+    arguments loses nothing, and two processes on one ``out`` split the work. Groups go through
     ``get_executor(executor, **executor_options).map_groups``; the calling process is the only writer
-    of the store (one atomic append per finished group). ``device`` is resolved where the group runs.
-    ``progress=None`` shows a bar only on a terminal; ``False`` shows nothing. ``allow_tf32`` and
-    ``noise_rng`` are passed to :func:`train_group` (see there).
+    of the store (one transaction per finished group). ``device`` is resolved where the group runs.
+    ``measures``: measurements of the trained networks (names of
+    :data:`~limen.verify.road.MEASURES`, ``Measure`` objects or ``(name, function)``), stored apart
+    and added to each record under their names; ``keep_models`` saves every run's networks
+    (``out/models/``) so that a later measurement needs no training; ``reuse_stale`` takes records of
+    other code versions instead of training them again (marked ``"stale": true``); ``view`` names a
+    report folder inside ``out`` whose ``records.jsonl`` lists these runs (else ``out/records.jsonl``
+    lists every run). ``progress=None`` shows a bar only on a terminal; ``False`` shows nothing.
+    ``allow_tf32`` and ``noise_rng`` are passed to ``train_group``.
     """
     configs = list(configs)
     for c in configs:
         if not isinstance(c, RunConfig):
             raise TypeError(f"run_sweep takes RunConfig objects, got {type(c).__name__}")
-    store = ResultStore(Path(out) / RECORDS_FILE)
-    done = store.done_keys()
-    todo, seen = [], set(done)
-    for c in configs:
-        k = config_key(c)
-        if k not in seen:
-            seen.add(k)
-            todo.append(c)
-    groups = plan_groups(todo, max_group=max_group, memory_budget=memory_budget)
-    ex = get_executor(executor, **(executor_options or {}))
-    fn = functools.partial(train_group, device=device, data_root=data_root, allow_tf32=allow_tf32, noise_rng=noise_rng)
-    if todo:
-        enabled = None if progress is None else bool(progress)
-        if progress is False:
-            ex.map_groups(groups, fn=fn, on_done=lambda g, recs: store.extend(recs))
-        else:
-            with _progress(len(todo), description, enabled=enabled) as bar:
-                note = [description]
-
-                def on_done(group, recs):
-                    store.extend(recs)
-                    bar.advance(len(recs), note[0])
-
-                def on_failure(group, exc):  # executors with workers (ray): a worker died, its group is retried
-                    note[0] = f"{description} ({ex.failures} worker failure(s), retried)"
-                    bar.advance(0, note[0])
-                    if user_on_failure is not None:
-                        user_on_failure(group, exc)
-                user_on_failure = getattr(ex, "on_failure", None)
-                if hasattr(ex, "on_failure"):
-                    ex.on_failure = on_failure
-                try:
-                    ex.map_groups(groups, fn=fn, on_done=on_done)
-                finally:
-                    if hasattr(ex, "on_failure"):
-                        ex.on_failure = user_on_failure
-    by_key = {r["key"]: r for r in store.records()}
-    return [by_key[config_key(c)] for c in configs if config_key(c) in by_key]
+    producer = EngineProducer(device, data_root, allow_tf32, noise_rng, max_group, memory_budget)
+    road = Road(out, producer, measures, view=view, reuse_stale=reuse_stale, keep_models=keep_models,
+                executor=executor, executor_options=executor_options,
+                progress=None if progress is None else bool(progress), description=description)
+    return road.run(configs)
 
 
 # ----------------------------------------------------------------------------- summaries

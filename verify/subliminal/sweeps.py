@@ -1,11 +1,13 @@
-"""Named sweeps of the subliminal-learning study (reference scripts, §1.10-1.11 of the digest).
+"""Named sweeps of the subliminal-learning study (the reference's figure scripts, Priesemann-Group/
+subliminal_learning, ``figure2``-``figure6``; arXiv 2605.23645, figures 2-6).
 
 Each entry of :data:`SWEEPS` is ``fn(seeds=20, data="digits", quick=False, **overrides) -> list[RunConfig]``.
 ``seeds`` is a count (seeds ``0..seeds-1``, the reference uses 20) or an explicit iterable.
-``quick=True`` keeps the design but trims the grid (fewer m / sigma / width values) and the
-student's steps (2 epochs x 30 steps) so that a sweep runs in seconds to minutes on a laptop CPU
-with the digits data; ``overrides`` are :class:`RunConfig` fields applied to every run (e.g.
-``teacher_epochs=2``).
+``quick=True`` keeps the design but trims the grid (fewer m / sigma / width values) and uses the
+quick protocol (:func:`~.config.quick_overrides`: a 64-64 MLP where the sweep does not set the
+widths, noise batches of 500) so that a sweep runs in seconds to minutes on a laptop CPU with the
+digits data; ``overrides`` are :class:`RunConfig` fields applied to every run (e.g.
+``teacher_epochs=2``). The grids are module constants, read by the benchmark's cost model too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .config import PAPER_CNN_SPEC, RunConfig
+from .config import PAPER_CNN_SPEC, RunConfig, quick_overrides
 
 M_FIG2 = (3, 10, 25, 50, 100, 250)
 #: round(sqrt(2)^k), k = 0..20 (figure 4 grid) and its k = 1..26 extension (m = 1 noise sweep).
@@ -25,6 +27,7 @@ SIGMAS = tuple(float(s) for s in np.linspace(0.0, 0.2, 40))
 STUDENT_D1 = (8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 2896, 4096)
 WIDTH_D = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448,
            2048, 2896, 4096, 5793, 8192, 11585)
+EMNIST_K = tuple(range(2, 48))  # EMNIST-balanced class counts of figure 3
 
 #: The six initialisation conditions of figure 2 (student sources for fc1, fc2, class_head, aux_head).
 INIT_CONDITIONS = {
@@ -37,15 +40,12 @@ INIT_CONDITIONS = {
 }
 HEADS_ONLY = {"fc1": "random", "fc2": "random"}
 
-_QUICK = {"student_epochs": 2, "noise_steps": 30}
-
-
 def _seeds(seeds) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
 
 
 def _make(seeds, data: str, quick: bool, overrides: dict, variants: Iterable[dict]) -> list[RunConfig]:
-    base = {"data": data, **(_QUICK if quick else {})}
+    base = {"data": data, **(quick_overrides(data) if quick else {})}
     out = []
     for v in variants:
         for s in _seeds(seeds):
@@ -89,8 +89,8 @@ def width(seeds=20, data="digits", quick=False, frozen: str = "both", m: int | N
     """Figure 6: width D of the layer the heads read (hidden 256,D for teacher and student), shared init.
 
     ``frozen``: ``none`` (baseline), ``class`` (class heads frozen in both), ``aux`` (aux heads frozen),
-    ``both``. The reference's fixed-head scripts have their flags swapped relative to their names
-    (digest §1.10); here the names mean what they say.
+    ``both``. The reference's two single-head scripts (``figure6``) have their flags swapped relative
+    to their names; here the names mean what they say.
     """
     flags = {"none": None, "class": "class_head:false", "aux": "aux_head:false",
              "both": "class_head:false,aux_head:false"}
@@ -104,7 +104,7 @@ def width(seeds=20, data="digits", quick=False, frozen: str = "both", m: int | N
 
 def emnist_classes(seeds=20, data="emnist-balanced", quick=False, **kw) -> list[RunConfig]:
     """Figure 3: EMNIST-balanced class count K = 2..47, m = 50, random hidden layers, shared heads."""
-    ks = (2, 5, 10, 20, 47) if quick else tuple(range(2, 48))
+    ks = (2, 5, 10, 20, 47) if quick else EMNIST_K
     return _make(seeds, data, quick, kw, [{"m": 50, "n_classes": k, "init": HEADS_ONLY} for k in ks])
 
 

@@ -204,9 +204,34 @@ def test_groups_split_by_shape_and_padding(tiny):
 
 def test_training_loops_do_not_sync_per_step():
     import inspect
-    from limen.verify.subliminal import engine
-    src = inspect.getsource(engine)
-    assert ".item()" not in src
+    from limen.verify.subliminal import engine, evaluate, noise, teachers, training
+    for module in (engine, teachers, training, noise, evaluate):
+        assert ".item()" not in inspect.getsource(module), module.__name__
+
+
+@pytest.mark.parametrize("k, m, d", [(10, 3, 20), (10, 20, 20), (4, 30, 20), (10, 8, 64)])
+def test_engine_head_metrics_and_oracle_are_theorys_quantities(k, m, d):
+    """The engine's τ, principal cosines and oracle student (limen's only implementations) against the float64
+    evaluators of limen.theory (head_overlap, principal_angles, feature_fixed_point)."""
+    import numpy as np
+
+    from limen import theory
+    from limen.verify.subliminal.metrics import head_geometry, oracle_features, pinv_full_rank
+    g = torch.Generator().manual_seed(7 * k + m)
+    bound = 1 / d ** 0.5  # PyTorch's head initialisation U(±1/√d)
+    C, A, At = ((torch.rand(3, r, d, generator=g, dtype=torch.float64) * 2 - 1) * bound for r in (k, m, m))
+    a, at = ((torch.rand(3, m, generator=g, dtype=torch.float64) * 2 - 1) * bound for _ in range(2))
+    h0, ht = (torch.randn(3, 50, d, generator=g, dtype=torch.float64) for _ in range(2))
+    geo = head_geometry(C, A)
+    z_t, z0 = ht @ At.transpose(1, 2) + at[:, None], h0 @ A.transpose(1, 2) + a[:, None]
+    h_or = oracle_features(h0, z_t, z0, pinv_full_rank(A))
+    for i in range(3):
+        Ci, Ai = C[i].numpy(), A[i].numpy()
+        assert float(geo["tau"][i]) == pytest.approx(theory.head_overlap(Ci, Ai), abs=1e-12)
+        angles = np.sort(np.cos(theory.principal_angles(Ci, Ai)))[::-1][:min(k, m, d)]
+        assert geo["principal_cos"][i].numpy() == pytest.approx(angles, abs=1e-9)
+        ref = theory.feature_fixed_point(h0[i].numpy(), ht[i].numpy(), Ai, At[i].numpy(), a[i].numpy(), at[i].numpy())
+        assert h_or[i].numpy() == pytest.approx(ref, abs=1e-10)
 
 
 @pytest.mark.parametrize("k, m, d", [(10, 3, 20), (10, 20, 20), (10, 30, 20), (5, 4, 3), (3, 10, 50), (12, 2, 6)])

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
-import limen.verify.subliminal.run as run_mod
+import limen.verify.subliminal as sub
 from limen.verify.cli import main as limen_main
 from limen.verify.records import ResultStore, config_key
+from limen.verify.store import Store
+from limen.verify.versions import subliminal_version
 from limen.verify.subliminal import SWEEPS, plan_groups, run_sweep, summarize
 
 
@@ -20,32 +22,35 @@ def test_resume_after_interrupt_gives_the_same_records(tmp_path, tiny, monkeypat
     full = run_sweep(cfgs, tmp_path / "full", device="cpu", progress=False)
     assert len(full) == len(cfgs) and [r["key"] for r in full] == [config_key(c) for c in cfgs]
 
-    real = run_mod.train_group
+    real = sub.train_group
     calls = {"n": 0}
 
-    def dies_on_second_group(group, **kw):
+    def dies_on_second_group(group, *a, **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed")
-        return real(group, **kw)
+        return real(group, *a, **kw)
 
-    monkeypatch.setattr(run_mod, "train_group", dies_on_second_group)
+    monkeypatch.setattr(sub, "train_group", dies_on_second_group)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)
-    store = ResultStore(tmp_path / "cut" / "records.jsonl")
-    assert 0 < len(store.records()) < len(cfgs)
-    monkeypatch.setattr(run_mod, "train_group", real)
+    with Store(tmp_path / "cut") as store:
+        assert 0 < len(store.latest()) < len(cfgs)
+        assert store.holders(f"{config_key(c)}:{subliminal_version()}" for c in cfgs) == {}  # leases given back
+    monkeypatch.setattr(sub, "train_group", real)
     resumed = run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)
     assert _essence(resumed) == _essence(full)
-    assert len(store.records()) == len(cfgs) and len(store.done_keys()) == len(cfgs)  # no duplicates
+    recs = ResultStore(tmp_path / "cut" / "records.jsonl").records()  # the export
+    assert len(recs) == len(cfgs) and {r["key"] for r in recs} == {config_key(c) for c in cfgs}  # no duplicates
     # a third call trains nothing
-    monkeypatch.setattr(run_mod, "train_group", lambda *a, **k: pytest.fail("nothing left to train"))
+    monkeypatch.setattr(sub, "train_group", lambda *a, **k: pytest.fail("nothing left to train"))
     assert _essence(run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)) == _essence(full)
 
 
 def test_records_have_the_documented_fields(tmp_path, tiny):
     (rec,) = run_sweep([tiny()], tmp_path, device="cpu", progress=False)
-    assert set(rec) == {"key", "config", "seed", "metrics", "timings", "run_info"}
+    assert set(rec) == {"key", "config", "seed", "metrics", "timings", "run_info", "code_version", "producer"}
+    assert rec["producer"] == "subliminal" and len(rec["code_version"]) == 12
     assert rec["run_info"]["torch"] and rec["run_info"]["device"] == "cpu" and rec["run_info"]["allow_tf32"] is False
     for k in ("teacher_init_acc", "teacher_final_acc", "student_init_acc", "student_final_acc", "teacher_init_ce",
               "student_final_ce", "student_init_aux_mse", "student_final_aux_mse", "agreement", "cka_test",
