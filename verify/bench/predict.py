@@ -33,7 +33,7 @@ def run_bench(data: str = "digits", *, data_dir: str | None = None, device: str 
     from limen.verify.subliminal import RunConfig, train_group
     from limen.verify.checks import protocol
     from limen.verify.subliminal.engine import TeacherCache, get_data
-    from limen.verify.subliminal.predict import PreRun, predict
+    from limen.verify.subliminal.predict import predict
 
     dev = resolve_device(device)
     sizes = argparse.Namespace(data=data, quick=quick)
@@ -45,7 +45,7 @@ def run_bench(data: str = "digits", *, data_dir: str | None = None, device: str 
     synchronize(dev)
     train_s = time.perf_counter() - t0
     student_s = recs[0]["timings"]["group_student_s"]
-    pre = PreRun.of(models[0])
+    pre = models[0].pre_run()
 
     def timed(target):
         out = []

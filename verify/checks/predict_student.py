@@ -75,7 +75,7 @@ def measure(models, data) -> dict:
     from limen import theory
     from limen.verify.subliminal import predict as P
 
-    pre = P.PreRun.of(models)
+    pre = models.pre_run()  # the prediction sees no trained student
     dev = data.x_test.device
     t0 = time.perf_counter()
     lr_pred = P.predict(pre, data, device=dev)
@@ -135,13 +135,12 @@ def _teacher_first_order(models, x, theory) -> dict:
     return {"share": theory.first_order_share(lin, actual), "remainder_ratio": theory.remainder_ratio(lin, actual)}
 
 
-def _adapter(models, x_test, y_test):
-    """``engine_runs``' measurement signature: the data set of the run (for its image shape and normalisation)."""
-    from limen.verify.subliminal.engine import get_data
-    from limen.verify.device import resolve_device
+def _measure():
+    """The named, versioned measurement of the road (its version covers this module and the predictor)."""
+    from limen.verify.road import MEASURE_SOURCES, Measure
 
-    data = get_data(models.config, resolve_device(str(x_test.device)), None)
-    return measure(models, data)
+    return Measure(FIELD, f"{__name__}:measure",
+                   sources=(__name__, "limen.verify.subliminal.predict", *MEASURE_SOURCES))
 
 
 def table(labelled, records, path) -> dict:
@@ -160,7 +159,7 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=(FIELD, _adapter), description="predict-student runs")
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=_measure(), description="predict-student runs")
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),

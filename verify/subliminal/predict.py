@@ -17,13 +17,13 @@ parameters), the noise law and the optimiser settings -- this module computes th
    fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``).
 4. ``theory.kronecker_response`` gives every layer's displacement; the predicted student is ``θ_S0 + Δθ``.
 
-Only MLP bodies (``arch="mlp"``) are supported. :class:`PreRun` is the pre-run view a prediction receives: it
-has no trained student, so a prediction cannot read the outcome it predicts.
+Only MLP bodies (``arch="mlp"``) are supported. A prediction receives the run's pre-run view
+(:class:`~limen.verify.subliminal.engine.PreRunModels`, ``RunModels.pre_run()``): it has no trained student, so a
+prediction cannot read the outcome it predicts (a ``RunModels`` is refused).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -31,6 +31,7 @@ import torch
 
 from . import nets
 from .config import RunConfig, derived_seed
+from .engine import PreRunModels, RunModels
 from .noise import draw
 
 TARGETS = ("auto", "reachable", "linear-teacher", "function")
@@ -39,26 +40,7 @@ GRID = 2048             # λ values the mode recursion runs on (theory.mode_resp
 MOMENT_BATCHES = 4      # training-size batches for Adam's second moment
 
 
-@dataclasses.dataclass(frozen=True)
-class PreRun:
-    """What exists before the student trains: config, shapes, the teacher before/after training, the student's
-    initial parameters (``{layer: (weight, bias)}``)."""
-
-    config: RunConfig
-    teacher_spec: nets.NetSpec
-    student_spec: nets.NetSpec
-    teacher_init: nets.Params
-    teacher: nets.Params
-    student_init: nets.Params
-
-    @classmethod
-    def of(cls, models) -> "PreRun":
-        """The pre-run view of a finished run's ``RunModels`` (its trained student is left out)."""
-        return cls(models.config, models.teacher_spec, models.student_spec, models.teacher_init, models.teacher,
-                   models.student_init)
-
-
-def target_kind(pre: PreRun) -> str:
+def target_kind(pre: PreRunModels) -> str:
     """``reachable`` / ``linear-teacher`` / ``function`` by the rule of the module docstring."""
     c = pre.config
     src_s, src_t = c.sources("student"), c.sources("teacher")
@@ -76,7 +58,7 @@ def _perturbed(cfg: RunConfig, layer: str) -> bool:
     return any(p.std > 0 and ("all" in p.layers or layer in p.layers) for p in cfg.perturb)
 
 
-def _mlp_check(pre: PreRun) -> None:
+def _mlp_check(pre: PreRunModels) -> None:
     for role, spec in (("student", pre.student_spec), ("teacher", pre.teacher_spec)):
         if any(lyr.kind != "linear" or lyr.activation != "relu" for lyr in spec.body):
             raise ValueError(f"the linear-response prediction supports ReLU MLP bodies; this {role} is not one "
@@ -145,7 +127,7 @@ def _input_moment(cfg: RunConfig, n_in: int, normalization) -> np.ndarray | None
     return out
 
 
-def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samples: int = FACTOR_SAMPLES,
+def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, factor_samples: int = FACTOR_SAMPLES,
             moment_batches: int = MOMENT_BATCHES, path: tuple[float, ...] = (0.0,)) -> dict:
     """The predicted student: ``{"params": {layer: (W, b)}, "target": kind, "displacement": {layer: ‖ΔW‖}}``.
 
@@ -153,6 +135,8 @@ def predict(pre: PreRun, data, *, target: str = "auto", device=None, factor_samp
     """
     from limen import theory
 
+    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
+        raise TypeError("predict takes a run's pre-run view (RunModels.pre_run()), not its trained networks")
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     _mlp_check(pre)

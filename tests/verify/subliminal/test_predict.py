@@ -8,7 +8,7 @@ import torch
 
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, nets, train_group
 from limen.verify.subliminal import predict as P
-from limen.verify.subliminal.engine import get_data
+from limen.verify.subliminal.engine import PreRunModels, get_data
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
             eval_noise_batches=1, eval_noise_batch=64)
@@ -71,7 +71,7 @@ def test_target_rule(cond, kind):
     cfg = RunConfig(**TINY, init=INIT_CONDITIONS[cond])
     spec_t = nets.build_spec(*cfg.arch_of("teacher"), (1, 8, 8), 10, cfg.m)
     spec_s = nets.build_spec(*cfg.arch_of("student"), (1, 8, 8), 10, cfg.m)
-    pre = P.PreRun(cfg, spec_t, spec_s, {}, {}, {})
+    pre = PreRunModels(cfg, spec_t, spec_s, {}, {}, {})
     assert P.target_kind(pre) == kind
 
 
@@ -87,18 +87,18 @@ def runs():
     return out, get_data(cfgs[0], torch.device("cpu"))
 
 
-def test_pre_run_view_has_no_trained_student(runs):
-    models, _ = runs
-    pre = P.PreRun.of(models[0])
+def test_a_prediction_gets_no_trained_student(runs):
+    models, data = runs
+    pre = models[0].pre_run()
     assert not hasattr(pre, "student")
-    assert {f.name for f in dataclasses.fields(pre)} == {"config", "teacher_spec", "student_spec", "teacher_init",
-                                                         "teacher", "student_init"}
+    with pytest.raises(TypeError, match="pre-run view"):
+        P.predict(models[0], data)
 
 
 def test_prediction_moves_only_trained_layers_and_is_deterministic(runs):
     models, data = runs
     for m in models:
-        pre = P.PreRun.of(m)
+        pre = m.pre_run()
         a, b = P.predict(pre, data), P.predict(pre, data)
         for name, (w, bias) in a["params"].items():
             assert torch.equal(w, b["params"][name][0]) and torch.isfinite(w).all() and torch.isfinite(bias).all()
@@ -114,7 +114,7 @@ def test_prediction_moves_only_trained_layers_and_is_deterministic(runs):
 def test_shared_prediction_moves_toward_the_teacher(runs):
     models, data = runs
     m = models[0]
-    pred = P.predict(P.PreRun.of(m), data)["params"]
+    pred = P.predict(m.pre_run(), data)["params"]
     d_pred = torch.cat([(pred[n][0] - m.student_init[n][0]).flatten() for n in ("fc1", "fc2")])
     d_teacher = torch.cat([(m.teacher[n][0] - m.student_init[n][0]).flatten() for n in ("fc1", "fc2")])
     assert float(d_pred @ d_teacher) > 0
@@ -123,7 +123,7 @@ def test_shared_prediction_moves_toward_the_teacher(runs):
 def test_no_student_steps_predicts_the_initial_student(runs):
     models, data = runs
     m = models[0]
-    pre = dataclasses.replace(P.PreRun.of(m), config=m.config.replace(student_epochs=0))
+    pre = dataclasses.replace(m.pre_run(), config=m.config.replace(student_epochs=0))
     pred = P.predict(pre, data)["params"]
     for name, (w, b) in m.student_init.items():
         assert torch.allclose(pred[name][0], w) and torch.allclose(pred[name][1], b)
@@ -132,13 +132,13 @@ def test_no_student_steps_predicts_the_initial_student(runs):
 def test_bad_requests_are_refused(runs):
     models, data = runs
     with pytest.raises(ValueError, match="target must be one of"):
-        P.predict(P.PreRun.of(models[0]), data, target="nope")
+        P.predict(models[0].pre_run(), data, target="nope")
     with pytest.raises(ValueError, match="teacher's initial body"):
-        P.predict(P.PreRun.of(models[2]), data, target="reachable")
+        P.predict(models[2].pre_run(), data, target="reachable")
     cnn = RunConfig(**TINY, student_arch="cnn", student_hidden=(10,),
                     student_cnn_spec=[{"type": "conv2d", "out": 2, "kernel": 3, "padding": 1},
                                       {"type": "linear", "out": None}], init={"conv1": "random", "fc1": "random"})
     spec_s = nets.build_spec(*cnn.arch_of("student"), (1, 8, 8), 10, cnn.m)
-    pre = dataclasses.replace(P.PreRun.of(models[0]), config=cnn, student_spec=spec_s)
+    pre = dataclasses.replace(models[0].pre_run(), config=cnn, student_spec=spec_s)
     with pytest.raises(ValueError, match="ReLU MLP bodies"):
         P.predict(pre, data)
