@@ -63,17 +63,21 @@ def _corr(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _fraction(change, target) -> float:
-    den = float(np.sum(target * target))
-    return float(np.sum(change * target) / den) if den > 0 else float("nan")
-
-
 def measure(models, data) -> dict:
-    """Predictions of one run (from its pre-run view only) and the same quantities measured on its student."""
+    """Predictions of one run, each computed from its pre-run view only, and how they compare with its student.
+
+    Stored under ``"predict"``: the target kind; predicted accuracy, transfer fraction and remaining logit gap of
+    the linear response and of the eNTK baseline (the measured ones are the engine's ``student_final_acc`` and the
+    ``"check"`` measurement's); the per-example correlation of predicted and measured class-logit changes; the
+    failure bound (guaranteed accuracy, certified examples the student gets wrong); the teacher's first-order
+    share; the prediction's wall time.
+    """
     import torch
 
     from limen import theory
     from limen.verify.subliminal import predict as P
+
+    from .measure import fraction, gap
 
     pre = models.pre_run()  # the prediction sees no trained student
     dev = data.x_test.device
@@ -84,58 +88,56 @@ def measure(models, data) -> dict:
     t2 = time.perf_counter()
     x, labels = data.x_test, data.y_test
     spec = models.student_spec
-    y0, yS, yP, yE = (P.class_logits(spec, p, x).double() for p in
-                      (models.student_init, models.student, lr_pred["params"], entk["params"]))
+    y0, yP, yE = (P.class_logits(spec, p, x).double().cpu().numpy() for p in
+                  (pre.student_init, lr_pred["params"], entk["params"]))
+    yT = P.class_logits(models.teacher_spec, pre.teacher, x).double().cpu().numpy()
     with torch.no_grad():
-        hT = models.forward("teacher", x)[0].to(dev).double()
-        hS0 = models.forward("student_init", x)[0].to(dev).double()
-    C = models.student_init["class_head"][0].to(dev).double()
-    ideal = ((hT - hS0) @ C.T).cpu().numpy()     # the class-logit change of copying the teacher's features
-    acc = lambda y: float((y.argmax(1) == labels).double().mean())  # noqa: E731
-    dS, dP, dE = ((y - y0).cpu().numpy() for y in (yS, yP, yE))
+        hT = pre.forward("teacher", x)[0].double().cpu().numpy()
+        hS0 = pre.forward("student_init", x)[0].double().cpu().numpy()
+    ideal = (hT - hS0) @ pre.student_init["class_head"][0].double().cpu().numpy().T  # copying the teacher's features
     lab = labels.cpu().numpy()
-    yPn = yP.cpu().numpy()
-    scale = np.abs(dP).max(1) + np.abs(yPn - yE.cpu().numpy()).max(1)
-    wrong = yS.argmax(1).cpu().numpy() != lab
-    bound = {"k": None, "guaranteed_acc": 0.0, "violations": 0.0}   # no guarantee without a shared body
-    if lr_pred["target"] != "function":
-        cert = theory.relative_margin_certificate(yPn, scale, lab, CERT_K)
-        bound = {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"],
-                 "violations": float(np.mean(cert["guaranteed"] & (yPn.argmax(1) == lab) & wrong))}
+    acc = lambda y: float(np.mean(y.argmax(1) == lab))  # noqa: E731
     out = {
         "target": lr_pred["target"],
-        "acc": {"student": acc(yS), "linear_response": acc(yP), "entk": acc(yE)},
-        "corr": {"linear_response": _corr(dP, dS), "entk": _corr(dE, dS)},
-        "transfer_fraction": {"student": _fraction(dS, ideal), "linear_response": _fraction(dP, ideal),
-                              "entk": _fraction(dE, ideal)},
+        "acc": {"linear_response": acc(yP), "entk": acc(yE)},
+        "transfer_fraction": {"linear_response": fraction(yP - y0, ideal), "entk": fraction(yE - y0, ideal)},
+        "remaining_gap": {"linear_response": gap(yP - yT, y0 - yT), "entk": gap(yE - yT, y0 - yT)},
         "seconds": {"linear_response": t1 - t0, "entk": t2 - t1},
-        "bound": bound,
+        "bound": {"k": None, "guaranteed_acc": 0.0},   # no guarantee without a shared body
     }
     if lr_pred["target"] != "function":
-        out["teacher_first_order"] = _teacher_first_order(models, x, theory)
+        scale = np.abs(yP - y0).max(1) + np.abs(yP - yE).max(1)
+        cert = theory.relative_margin_certificate(yP, scale, lab, CERT_K)
+        out["bound"] = {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"]}
+        out["teacher_first_order"] = _teacher_first_order(pre, x, theory)
+    # -- measured: the trained student, read only now
+    yS = P.class_logits(spec, models.student, x).double().cpu().numpy()
+    out["corr"] = {"linear_response": _corr(yP - y0, yS - y0), "entk": _corr(yE - y0, yS - y0)}
+    if out["bound"]["k"] is not None:
+        out["bound"]["violations"] = float(np.mean(cert["guaranteed"] & (yP.argmax(1) == lab) & (yS.argmax(1) != lab)))
     return out
 
 
-def _teacher_first_order(models, x, theory) -> dict:
+def _teacher_first_order(pre, x, theory) -> dict:
     """Validity of linearisation: the share of the teacher's own class-logit change (test set) that its
     first-order term carries, and the remainder ratio (theory.first_order_share / remainder_ratio)."""
     from limen.verify.subliminal import predict as P
 
     dev = x.device
-    t0 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in models.teacher_init.items()}
-    t1 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in models.teacher.items()}
-    layers0 = P._layers(t0, models.teacher_spec)
-    deltas = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in (lyr.name for lyr in models.teacher_spec.body)]
+    t0 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher_init.items()}
+    t1 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher.items()}
+    layers0 = P._layers(t0, pre.teacher_spec)
+    deltas = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in (lyr.name for lyr in pre.teacher_spec.body)]
     acts, masks = P._forward(layers0, x.reshape(x.shape[0], -1))
     C0, c0 = t0["class_head"]
     dC, dc = t1["class_head"][0] - C0, t1["class_head"][1] - c0
     lin = (P._tangent(layers0, deltas, acts, masks) @ C0.T + acts[-1] @ dC.T + dc).double().cpu().numpy()
-    actual = (P.class_logits(models.teacher_spec, t1, x) - P.class_logits(models.teacher_spec, t0, x)).double()
+    actual = (P.class_logits(pre.teacher_spec, t1, x) - P.class_logits(pre.teacher_spec, t0, x)).double()
     actual = actual.cpu().numpy()
     return {"share": theory.first_order_share(lin, actual), "remainder_ratio": theory.remainder_ratio(lin, actual)}
 
 
-def _measure():
+def response_measure():
     """The named, versioned measurement of the road (its version covers this module and the predictor)."""
     from limen.verify.road import MEASURE_SOURCES, Measure
 
@@ -159,13 +161,14 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=_measure(), description="predict-student runs")
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()], description="predict-student runs")
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     corr = table(labelled, recs, ("corr", "linear_response"))
-    tf = {k: table(labelled, recs, ("transfer_fraction", k)) for k in ("student", "linear_response")}
+    tf = {"student": init_controls.table(labelled, [{"metrics": r["check"]} for r in recs], "transfer_fraction"),
+          "linear_response": table(labelled, recs, ("transfer_fraction", "linear_response"))}
     targets = {(c, m): rec[FIELD]["target"] for (c, m, _), rec in zip(labelled, recs)}
     rows, errors, scatter = [], {k: [] for k in pred}, []
     for cond, by_m in student.items():
@@ -198,17 +201,17 @@ def run(ctx: CheckContext) -> CheckResult:
     shared_corr = [v for by_m in corr["shared"].values() for v in by_m.values()]
     rows.append(at_least("shared: class-logit change correlation, all runs (worst run)", MIN_CORR,
                          worst(shared_corr, "min"), tol_text=f"≥ {MIN_CORR} on every run"))
-    gap = [rec[FIELD]["acc"]["student"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
+    gap = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
     rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(gap, "min"),
                          tol_text="≥ 0 on every run",
                          detail=f"theory response-margin-certificate, k = {CERT_K} (calibrated on the digits)"))
-    tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec[FIELD]["acc"]["student"]
-             for (c, _, _), rec in zip(labelled, recs) if c == "shared" and rec[FIELD]["acc"]["student"] >= 0.5]
+    tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"]
+             for (c, _, _), rec in zip(labelled, recs) if c == "shared" and rec["metrics"]["student_final_acc"] >= 0.5]
     if tight:
         rows.append(at_least("failure bound is usable: guaranteed / measured accuracy, shared runs with accuracy ≥ 0.5 "
                              "(worst run)", TIGHT, worst(tight, "min"), tol_text=f"≥ {TIGHT} on every such run"))
     rows.append(info("failure bound: certified examples the student gets wrong (share, mean over runs)",
-                     mean_ci([rec[FIELD]["bound"]["violations"] for rec in recs])))
+                     mean_ci([rec[FIELD]["bound"]["violations"] for rec in recs if "violations" in rec[FIELD]["bound"]])))
     first = [rec[FIELD]["teacher_first_order"]["share"] for rec in recs if "teacher_first_order" in rec[FIELD]]
     if first:
         rows.append(info("teacher's own class-logit change: first-order share (validity of linearising it)",
@@ -235,7 +238,8 @@ def run(ctx: CheckContext) -> CheckResult:
                "target: reachable (shared body and heads), linear-teacher (shared body, other heads), function (a "
                "random body layer: the linearised student)."],
         plots=[fig, fig2],
-        series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, **rec[FIELD]["acc"],
+        series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],
+                          **rec[FIELD]["acc"],
                           "oracle": rec["metrics"]["oracle_acc"], "target": rec[FIELD]["target"],
                           "corr": rec[FIELD]["corr"]["linear_response"],
                           "guaranteed_acc": rec[FIELD]["bound"]["guaranteed_acc"]}
