@@ -39,6 +39,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import block_diag
 
 from .linear import _arr
 from .results import Result, eq, register, report, z_score
@@ -346,11 +347,7 @@ def _kron_check(rng):
             blocks.append(np.kron(A, S))
             Ds.append(1.0 / np.outer(p, q).reshape(-1))
             (flat_g if use_gradient else flat_t).append(t.reshape(-1))
-        G = np.zeros((sum(b.shape[0] for b in blocks),) * 2)
-        k = 0
-        for b in blocks:
-            G[k:k + b.shape[0], k:k + b.shape[0]] = b
-            k += b.shape[0]
+        G = block_diag(*blocks)
         D = np.concatenate(Ds)
         lr = _stable_lr(G, D, 0.2)
         got = np.concatenate([w.reshape(-1) for w in kronecker_response(layers, 120, lr, BETA1, schedule=True)])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.linalg import block_diag
 
 from limen import theory
 from limen.theory import response as R
@@ -128,12 +129,7 @@ def test_kronecker_form_equals_dense(seed, gradient):
         blocks.append(np.kron(A, S))
         Ds.append(1 / np.outer(p, q).ravel())
         vec.append(t.ravel())
-    n = sum(b.shape[0] for b in blocks)
-    G = np.zeros((n, n))
-    k = 0
-    for b in blocks:
-        G[k:k + b.shape[0], k:k + b.shape[0]] = b
-        k += b.shape[0]
+    G = block_diag(*blocks)
     D = np.concatenate(Ds)
     lr = _lr(G, D, 0.3)
     got = np.concatenate([w.ravel() for w in theory.kronecker_response(layers, 50, lr)])

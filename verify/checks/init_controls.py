@@ -1,6 +1,6 @@
 """``init-controls``: the six initialisation conditions of figure 2 against theory R1/R3 (P4).
 
-Prediction (theory R1, R3; P4 of the notes):
+Prediction (theory R1, R3; P4 of docs/theory.md):
 
 * random aux head (A_S independent of A_T) → the class logits get no systematic
   teacher signal: **chance** (1/K) at every m;
