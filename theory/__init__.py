@@ -78,6 +78,21 @@ Kernel form (:mod:`.kernel`)::
     ntk_trajectory(C, A, K_test_train, K_train_train, r0, lr, steps, y0=None)
     first_step_alignment(A, J_noise, dw_T, *, c=1.0, lr=1.0)
 
+Parameter-space linear response of the Adam student (:mod:`.response`)::
+
+    mode_response(lam, forcing, steps, lr, beta1=0.9, *, schedule=False, beta2=0.999, path=False)
+                                                     -> per-mode displacement under bias-corrected momentum descent
+                                                        (Adam with a frozen preconditioner, its own step schedule)
+    unit_response(lam, etas, beta1) -> u_T(λ)         schedule_step(acc, rho, t, beta2) -> (acc, scale)
+    response_displacement(G, D, target=None, steps, lr, beta1, *, gradient=None, schedule=True)
+                                                     -> Δθ_S = D^{1/2}[I − u_T(M)]D^{-1/2}Δ*, M = D^{1/2} G D^{1/2}
+    function_target(G, b) -> −G⁺b     reachable_share(G, D, target)     reachable_limit(G, D, target)
+    envelope_bound(G, D, target, steps, lr, ...)     -> max_λ|1 − u_T(λ)| ‖P_M D^{-1/2}Δ*‖
+    simulate_response(...), stochastic_response(...) batch_second_moment(per_sample, batch)
+    kronecker_diagonal(scale) -> (p, q)               kronecker_response(layers, steps, lr, beta1, *, schedule=True)
+    first_order_share(linear, actual)                 remainder_ratio(linear, actual)
+    relative_margin_certificate(predicted_logits, initial_logits, labels, k) -> dict (guaranteed accuracy)
+
 The derivations, assumptions and what each predicts are in ``docs/theory.md``;
 ``limen derive --list`` lists the registered results.
 """
@@ -97,6 +112,10 @@ from .kernel import (cross_kernel, first_step_alignment, kernel_blocks, linear_b
 from .linear import (aux_gradient, aux_loss, exact_transfer_condition, fixed_point, gd_contraction,
                      gd_iterate, gd_stability_limit, gd_trajectory, gradient_flow, logit_error_split, loss_scale, mode_rates,
                      noise_second_moment, oracle_student_features, pinv, projector, span_projector, transfer_time)
+from .response import (batch_second_moment, envelope_bound, first_order_share, function_target,
+                       kronecker_diagonal, kronecker_response, mode_response, reachable_limit, reachable_share,
+                       relative_margin_certificate, remainder_ratio, response_displacement, schedule_step, simulate_response, stochastic_response,
+                       unit_response)
 from .results import CheckReport, Result, get, list_results
 
 __all__ = [
@@ -113,4 +132,7 @@ __all__ = [
     "class_perturbation_sigma_critical", "class_perturbation_flip_bounds", "width_bound", "width_logit_error_expected", "noise_budget_bound", "noise_budget_error",
     "cross_kernel", "kernel_blocks", "linear_body_kernel", "ntk_fixed_point_logits", "ntk_trajectory",
     "first_step_alignment",
+    "mode_response", "unit_response", "schedule_step", "response_displacement", "function_target", "reachable_share",
+    "reachable_limit", "envelope_bound", "simulate_response", "stochastic_response", "batch_second_moment",
+    "kronecker_diagonal", "kronecker_response", "first_order_share", "remainder_ratio", "relative_margin_certificate",
 ]

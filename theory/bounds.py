@@ -67,9 +67,9 @@ def logit_error_bound(hS0, hT, C_S, A_S, C_T=None, A_T=None, a_S=None, a_T=None,
 
     ``B = ‖C_S(I−P_S)‖_{2→∞}‖h⁰−h_T‖ + ‖C_S A_S⁺‖_{2→∞}(‖A_T−A_S‖₂‖h_T‖ + ‖a_T−a_S‖)
     + ‖C_S−C_T‖_{2→∞}‖h_T‖ + ‖c_S−c_T‖_∞`` -- the triangle inequality over the terms of
-    :func:`~limen.theory.compat.logit_error_decomposition`. (The shared notes' R6 paired the
-    untransferred term with the teacher's C and only ``P_A h_T`` with ``C_S − C_T``; the class
-    mismatch acts on all of ``h_T``.)
+    :func:`~limen.theory.compat.logit_error_decomposition`. (Pairing the untransferred term with the
+    teacher's C and applying ``C_S − C_T`` only to ``P_A h_T`` would be wrong: the class mismatch acts on
+    all of ``h_T``; docs/theory.md §9.)
     """
     hS0, hT = _arr(hS0, "hS0"), _arr(hT, "hT")
     C_S, A_S = _arr(C_S, "C_S", 2), _arr(A_S, "A_S", 2)

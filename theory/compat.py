@@ -10,9 +10,8 @@ with both heads frozen. Its limit is the minimum-norm least-squares point (R1.1)
 This is the linear model of :mod:`.linear` with ``n_in = N = 1`` (the input is the constant
 1 and ``W`` is the feature vector), and the ``K_φ ∝ I`` case of :mod:`.kernel`.
 
-Definitions (this library's; the reconstruction in the shared notes used ``P_{A_T}`` in
-place of ``P_{A_S}``, which coincides when ``A_S = A_T`` but does not make the feature
-error contract otherwise):
+Definitions (this library's; the teacher's projector ``P_{A_T}`` in place of ``P_{A_S}`` coincides
+when ``A_S = A_T`` but does not make the feature error contract otherwise; docs/theory.md §9):
 
 * **aux-compatible**: ``A_Sᵀ (A_T − A_S) = 0`` and ``A_Sᵀ (a_T − a_S) = 0``;
   equivalently ``A_S⁺ A_T = P_S`` and ``A_S⁺ (a_T − a_S) = 0`` (ker A_S⁺ = ker A_Sᵀ);
@@ -199,7 +198,7 @@ def _dec_build():
     steps = [
         ("y_S^∞ − y_T = C_S h^∞ + c_S − C_T h_T − c_T with h^∞ from R1.1; add and subtract C_S P_S h_T, C_S h_T", None),
         ("Five terms: untransferred + aux incompatibility + class (in row A) + class (outside row A) + bias", eq(e, terms)),
-        ("Aux-compatible (second term 0): the shared notes' R1.4", r14),
+        ("Aux-compatible (second term 0): R1.4", r14),
         ("…and strictly class-compatible (C_S = C_T, c_S = c_T): R1.5 — exact transfer iff C(I − P_A)(h⁰ − h_T) = 0", r15),
         ("Class-compatible only ((C_S − C_T)P_S = 0): error C_S(I−P_S)h⁰ − C_T(I−P_S)h_T lives entirely outside row(A_S)", None),
     ]

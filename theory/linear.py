@@ -1,7 +1,6 @@
 """Linear split-head distillation: gradient, gradient flow, GD iterate, fixed point, logit error.
 
-Model (theory R3 of ``shared/docs/subliminal-learning.md``; every assumption is listed on
-the registered results):
+Model (theory R3 of docs/theory.md; every assumption is listed on the registered results):
 
 * student features ``h = W x`` with ``W`` of shape ``(d, n_in)``; teacher ``W_T``;
 * frozen aux head ``A`` ``(m, d)``, shared by teacher and student unless ``A_T`` is given;

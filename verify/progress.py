@@ -64,9 +64,10 @@ class PlainLines:
     """The plain-line display of :func:`progress` (thread-safe; ``beat()`` is called about once a second)."""
 
     def __init__(self, total: int, description: str, stream: TextIO, *, clock: Callable[[], float] = time.monotonic,
-                 interval: float = HEARTBEAT_S, min_gap: float = MIN_GAP_S):
+                 interval: float = HEARTBEAT_S, min_gap: float | None = None):
         self.total, self.description, self.stream = total, description, stream
-        self.clock, self.interval, self.min_gap = clock, interval, min_gap
+        self.clock, self.interval = clock, interval
+        self.min_gap = MIN_GAP_S if min_gap is None else min_gap
         self.done = 0
         self._start = self._last_line = clock()
         self._last_unit = -math.inf

@@ -17,17 +17,25 @@ import limen
 from .device import device_name
 
 
-@lru_cache(maxsize=1)
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    return _git("rev-parse", "--short", "HEAD") or None
+
+
+def _git_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked files (then git_commit is not the code that ran;
+    the records' code_version, a hash of the sources, still is)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 def run_info(device: torch.device | None = None) -> dict:
@@ -35,6 +43,7 @@ def run_info(device: torch.device | None = None) -> dict:
     info = {
         "limen": limen.__version__,
         "git_commit": _git_commit(),
+        "git_dirty": _git_dirty(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -29,10 +29,13 @@ def test_bench_pid_dit_part():
     assert r["max_abs_diff"] < 1e-10 and r["speedup"] > 1
 
 
-def test_bench_pid_reports_progress_without_a_tty(tmp_path, capsys):
-    """It printed nothing for minutes when stderr was not a terminal; now a line per measurement."""
+def test_bench_pid_reports_progress_without_a_tty(tmp_path, capsys, monkeypatch):
+    """It printed nothing for minutes when stderr was not a terminal; now a line per finished measurement
+    (throttled by verify.progress to one a second: unthrottled here, so that every one shows)."""
+    from limen.verify import progress
     from limen.verify.cli import main
 
+    monkeypatch.setattr(progress, "MIN_GAP_S", 0.0)
     assert main(["bench", "pid", "--quick", "--skip-dit", "--out", str(tmp_path / "b.json")]) == 0
     err = capsys.readouterr().err
     assert "batched sx_pid 4x4x4x2, torch float32 cpu" in err and "dense_histogram_goal" in err

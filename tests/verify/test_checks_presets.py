@@ -17,7 +17,7 @@ from limen.verify.checks import protocol
 
 TINY = {"hidden": (16, 16), "student_epochs": 1, "noise_steps": 8, "noise_batch": 200,
         "eval_noise_batches": 1, "eval_noise_batch": 200}
-ENGINE_PRESETS = ["transfer-fraction", "oracle-student", "init-controls", "aux-perturbation",
+ENGINE_PRESETS = ["transfer-fraction", "oracle-student", "predict-student", "init-controls", "aux-perturbation",
                   "class-perturbation", "width-transition", "margin-bound"]
 
 
@@ -112,3 +112,19 @@ def test_class_perturbation_predicts_from_the_unperturbed_runs(reports):
     assert s["series"]["predicted"][0] == pytest.approx(s["series"]["mean"][0], abs=1e-12)
     assert any("class_perturbation_sigma_critical" in n for n in s["notes"])
     assert not any("aux_perturbation_sigma_critical" in n for n in s["notes"])
+
+
+def test_predict_student_structure(reports):
+    s = _summary(reports, "predict-student")
+    quantities = [r["quantity"] for r in s["rows"]]
+    assert "all runs: mean |student − linear response| accuracy" in quantities
+    assert any(q.startswith("failure bound holds") for q in quantities)
+    pooled = next(r for r in s["rows"] if r["quantity"] == "all runs: mean |student − linear response| accuracy")
+    assert pooled["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") and pooled["measured"]["n"] == len(s["series"]["runs"])
+    conds = {r["condition"] for r in s["series"]["runs"]}
+    assert conds == {"shared", "random-fc1", "random-fc2", "random-hidden", "random-class-head", "random-aux-head"}
+    for run in s["series"]["runs"]:
+        assert 0 <= run["linear_response"] <= 1 and 0 <= run["entk"] <= 1
+        assert run["target"] == {"shared": "reachable", "random-class-head": "reachable",
+                                 "random-aux-head": "linear-teacher"}.get(run["condition"], "function")
+        assert run["guaranteed_acc"] <= 1 and (run["target"] != "function" or run["guaranteed_acc"] == 0)

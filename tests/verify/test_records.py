@@ -55,3 +55,10 @@ def test_a_corrupt_line_names_the_file_and_the_line(tmp_path):
     path.write_text("[1, 2]\n")
     with pytest.raises(ValueError, match="line 1: a record must be a JSON object"):
         ResultStore(path).records()
+
+
+def test_run_info_says_whether_the_checkout_had_uncommitted_changes():
+    from limen.verify.runinfo import run_info
+
+    info = run_info()
+    assert "git_commit" in info and info.get("git_dirty") in (True, False, None)

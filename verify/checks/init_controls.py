@@ -1,6 +1,6 @@
 """``init-controls``: the six initialisation conditions of figure 2 against theory R1/R3 (P4).
 
-Prediction (theory R1, R3; P4 of the notes):
+Prediction (theory R1, R3; P4 of docs/theory.md):
 
 * random aux head (A_S independent of A_T) → the class logits get no systematic
   teacher signal: **chance** (1/K) at every m;
@@ -67,7 +67,11 @@ def _paired(a: dict, b: dict) -> list[float]:
 def run(ctx: CheckContext) -> CheckResult:
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, description="init-controls runs")
+    from . import predict_student
+
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=predict_student.response_measure(),
+                       description="init-controls runs")
+    response = predict_student.table(labelled, recs, ("acc", "linear_response"))
     acc = table(labelled, recs)
     teacher = table(labelled, recs, "teacher_final_acc")
     K = protocol.n_classes(ctx)
@@ -90,6 +94,11 @@ def run(ctx: CheckContext) -> CheckResult:
                          mean_ci(_paired(acc["shared"][lo_m], acc["random-hidden"][lo_m])),
                          predicted="≥ 0 (shared init helps at m < d)"))
     rows.append(info("teacher accuracy", mean_ci(list(teacher["shared"][hi_m].values()))))
+    for cond in acc:  # the linear-response prediction of the same runs (check predict-student)
+        pred = response[cond][hi_m]
+        rows.append(within(f"{cond}: student − linear response accuracy at m = {hi_m}", 0.0,
+                           mean_ci(_paired(acc[cond][hi_m], pred)), predict_student.TOL,
+                           detail=f"predicted {np.mean(list(pred.values())):.3f} before training"))
     series = {cond: {str(m): mean_ci(list(by_m[m].values())).to_dict() for m in ms} for cond, by_m in acc.items()}
     plot = _plot(ctx, acc, teacher, ms, chance)
     return CheckResult(

@@ -37,12 +37,14 @@ def _np(t):
     return t.detach().cpu().double().numpy()
 
 
-def _frac(num: np.ndarray, den: np.ndarray) -> float:
+def fraction(num: np.ndarray, den: np.ndarray) -> float:
+    """``⟨num, den⟩ / ‖den‖²`` (Frobenius): the transfer fraction of a change ``num`` along ``den``."""
     d = float(np.sum(den * den))
     return float(np.sum(num * den) / d) if d > 0 else float("nan")
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> float:
+def gap(a: np.ndarray, b: np.ndarray) -> float:
+    """``‖a‖² / ‖b‖²``: the remaining logit gap (a = y − y_T, b = y_S0 − y_T)."""
     d = float(np.sum(b * b))
     return float(np.sum(a * a) / d) if d > 0 else float("nan")
 
@@ -78,10 +80,10 @@ def run_measures(models, data) -> dict:
     tight_or = err_or[pos] / B[pos]
     n = min(N_SAMPLE, len(labels))
     return {
-        "transfer_fraction": _frac(yS - yS0, target),
-        "transfer_fraction_oracle": _frac(y_or - yS0, target),
-        "remaining_gap": _ratio(yS - yT, yS0 - yT),
-        "remaining_gap_oracle": _ratio(y_or - yT, yS0 - yT),
+        "transfer_fraction": fraction(yS - yS0, target),
+        "transfer_fraction_oracle": fraction(y_or - yS0, target),
+        "remaining_gap": gap(yS - yT, yS0 - yT),
+        "remaining_gap_oracle": gap(y_or - yT, yS0 - yT),
         "bound_violation_frac": float(np.mean(err > B)),
         "bound_violation_frac_oracle": float(np.mean(err_or > B * (1 + 1e-9) + 1e-9)),
         "bound_tightness_median": float(np.median(tight)) if tight.size else None,

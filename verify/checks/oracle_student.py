@@ -29,16 +29,21 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = init_controls.configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, description="oracle-student runs")
+    from . import predict_student
+
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=predict_student.response_measure(),
+                       description="oracle-student runs")
+    response = predict_student.table(labelled, recs, ("acc", "linear_response"))
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
-    rows, diffs, pairs, groups = [], [], [], []
+    rows, diffs, pairs, groups, resp = [], [], [], [], []
     for cond, by_m in student.items():
         for m, by_seed in by_m.items():
             d = [by_seed[s] - oracle[cond][m][s] for s in sorted(by_seed)]
             diffs += d
             pairs += [(oracle[cond][m][s], by_seed[s]) for s in sorted(by_seed)]
             groups += [cond] * len(d)
+            resp += [abs(by_seed[s] - response[cond][m][s]) for s in sorted(by_seed)]
             o = float(np.mean(list(oracle[cond][m].values())))
             rows.append(within(f"{cond}, m = {m}: student − oracle accuracy (oracle {o:.3f})", 0.0,
                                mean_ci(d), TOL))
@@ -48,6 +53,9 @@ def run(ctx: CheckContext) -> CheckResult:
                         detail="absolute: errors of opposite sign in different conditions must not cancel; "
                                "pooled over conditions and m (not independent across m)"))
     rows.append(info("all runs: mean student − oracle accuracy (signed)", mean_ci(diffs)))
+    rows.append(at_most("all runs: mean |student − linear response| accuracy", TOL, mean_ci(resp), predicted="0",
+                        tol_text=f"≤ {TOL}", detail="the prediction of check predict-student on the same runs "
+                                                    "(theory preconditioned-response)"))
     rows.append(info(f"share of runs with |student − oracle| ≤ {TOL}", mean_ci([float(w) for w in within_tol])))
     rows.append(info("correlation of oracle and student accuracy over runs",
                      bootstrap_ci(pairs, lambda p: float(np.corrcoef(np.asarray(p).T)[0, 1]))))

@@ -63,16 +63,29 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         for sig in sigmas for s in range(n_seeds)]
     if head == "class_head":  # first: these runs keep their networks, and the sweep below reuses them
         pred = _class_predictions([c for sig, c in labelled if sig == 0.0], ctx, sigmas)
-    recs = engine_runs([c for _, c in labelled], ctx, description=f"{head} perturbation runs")
+    from . import predict_student
+
+    measures = [predict_student.response_measure()] if head == "aux_head" else []
+    recs = engine_runs([c for _, c in labelled], ctx, measure=measures, description=f"{head} perturbation runs")
     acc = np.zeros((n_seeds, len(sigmas)))
+    resp = np.zeros_like(acc)
     for (sig, cfg), rec in zip(labelled, recs):
         acc[cfg.seed, sigmas.index(sig)] = rec["metrics"]["student_final_acc"]
+        if head == "aux_head":
+            resp[cfg.seed, sigmas.index(sig)] = rec[predict_student.FIELD]["acc"]["linear_response"]
     rows: list[Row] = []
     predicted = {}
     if head == "aux_head":
         sigma_star = float(theory.aux_perturbation_sigma_critical(M, d))
         star_text = f"σ* = theory.aux_perturbation_sigma_critical(m={M}, d={d})"
         factor = FACTOR
+        # the linear-response prediction of every perturbed run (check predict-student), before training
+        rows.append(within("accuracy: measured − linear response, mean over the σ grid (paired per seed)", 0.0,
+                           mean_ci((acc - resp).mean(axis=1)), CURVE_TOL,
+                           detail="theory preconditioned-response with the perturbed aux head (target linear-teacher)"))
+        mean_resp = resp.mean(0)
+        resp_mid = float(crossing(sigmas, mean_resp, 0.5 * (mean_resp[0] + chance), direction="down"))
+        predicted = {"linear response acc(σ) (seed mean)": (sigmas, mean_resp)}
     else:
         stars = np.array([p["sigma_star"] for p in pred])
         pred_acc = np.array([p["predicted_accuracy"] for p in pred])
@@ -102,6 +115,10 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
             rows.append(info("ε(σ_mid) = σ_mid / σ*", Measurement(mid.mean / sigma_star, mid.lo / sigma_star,
                                                                   mid.hi / sigma_star, mid.n, mid.method),
                              predicted=1.0))
+            if math.isfinite(resp_mid):
+                rows.append(within_factor("σ_mid: measured vs the linear response's half-way crossing", resp_mid, mid,
+                                          CLASS_FACTOR, detail="the same crossing on the seed mean of the predicted "
+                                                               "accuracy curve"))
     rows.append(at_least(f"accuracy(σ = 0) − accuracy(σ = {sigmas[-1]:g})", 0.0, mean_ci(acc[:, 0] - acc[:, -1]),
                          predicted="> 0 (falls with σ)"))
     rows.append(info("accuracy at σ = 0", top))
@@ -129,7 +146,8 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         notes=[star_text, "σ_mid: bootstrap (percentile) interval over seeds; inf = not reached on the σ grid."],
         plots=[fig],
         series={"sigma": list(sigmas), "mean": curve[0], "lo": curve[1], "hi": curve[2],
-                **({"epsilon": [float(v) for v in theory.aux_perturbation_epsilon(np.asarray(sigmas), M, d)]}
+                **({"epsilon": [float(v) for v in theory.aux_perturbation_epsilon(np.asarray(sigmas), M, d)],
+                    "linear_response": [float(v) for v in mean_resp]}
                    if head == "aux_head" else {"predicted": [float(v) for v in mean_pred]})},
     )
 

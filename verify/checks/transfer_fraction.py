@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import protocol
-from .core import CheckContext, CheckResult, Preset, bootstrap_ci, info, mean_ci, within
+from .core import CheckContext, CheckResult, Preset, at_most, bootstrap_ci, info, mean_ci, within
 from .runs import engine_runs
 
 TOL = 0.05
@@ -43,12 +43,16 @@ def run(ctx: CheckContext) -> CheckResult:
     d = protocol.width(ctx)
     ms = m_grid(ctx)
     labelled = [(m, RunConfig(seed=s, m=m, **protocol.base(ctx))) for m in ms for s in range(n_seeds)]
-    recs = engine_runs([c for _, c in labelled], ctx, measure=True, description="transfer-fraction runs")
+    from .predict_student import FIELD, response_measure
+
+    recs = engine_runs([c for _, c in labelled], ctx, measure=["check", response_measure()],
+                       description="transfer-fraction runs")
     by_m: dict[int, list[dict]] = {}
     for (m, _), rec in zip(labelled, recs):
         by_m.setdefault(m, []).append(rec)
     rows, pairs, resid = [], [], []
-    curves = {k: ([], [], []) for k in ("f", "tau", "oracle", "acc", "oracle_acc", "teacher")}
+    curves = {k: ([], [], []) for k in ("f", "tau", "oracle", "acc", "oracle_acc", "teacher", "response", "response_acc")}
+    resp_err = []
     for m in ms:
         pred = float(theory.transfer_fraction_expected(m, d))
         f = [r["check"]["transfer_fraction"] for r in by_m[m]]
@@ -56,14 +60,22 @@ def run(ctx: CheckContext) -> CheckResult:
         resid += [v - pred for v in f]
         rows.append(within(f"m = {m}: transferred fraction f", pred, mean_ci(f), TOL,
                            detail=f"predicted min(m, d)/d with d = {d}"))
+        fr = [r[FIELD]["transfer_fraction"]["linear_response"] for r in by_m[m]]
+        resp_err += [abs(a - b) for a, b in zip(f, fr)]
+        rows.append(within(f"m = {m}: f, measured − linear response", 0.0, mean_ci([a - b for a, b in zip(f, fr)]), TOL,
+                           detail=f"predicted per run before training (theory preconditioned-response), mean {np.mean(fr):.3f}"))
         for key, vals in (("f", f), ("tau", [r["metrics"]["tau"] for r in by_m[m]]),
                           ("oracle", [r["check"]["transfer_fraction_oracle"] for r in by_m[m]]),
                           ("acc", [r["metrics"]["student_final_acc"] for r in by_m[m]]),
                           ("oracle_acc", [r["metrics"]["oracle_acc"] for r in by_m[m]]),
-                          ("teacher", [r["metrics"]["teacher_final_acc"] for r in by_m[m]])):
+                          ("teacher", [r["metrics"]["teacher_final_acc"] for r in by_m[m]]),
+                          ("response", [r[FIELD]["transfer_fraction"]["linear_response"] for r in by_m[m]]),
+                          ("response_acc", [r[FIELD]["acc"]["linear_response"] for r in by_m[m]])):
             ci = mean_ci(vals)
             for lst, v in zip(curves[key], (ci.mean, ci.lo, ci.hi)):
                 lst.append(v)
+    rows.append(at_most("all runs: mean |f − linear response|", TOL, mean_ci(resp_err), predicted="0",
+                        tol_text=f"≤ {TOL}"))
     rows.append(info("correlation of f with min(m, d)/d over runs",
                      bootstrap_ci(pairs, lambda p: float(np.corrcoef(np.asarray(p).T)[0, 1])), predicted=1.0))
     rows.append(info("residual f − min(m, d)/d, mean over runs", mean_ci(resid), predicted=0.0,
@@ -78,13 +90,15 @@ def run(ctx: CheckContext) -> CheckResult:
     theory_curve = (mm, np.asarray([theory.transfer_fraction_expected(v, d) for v in mm]))
     f1 = plots.curve(ctx.out / "fraction_vs_m.png", ms, measured={"measured f": curves["f"],
                                                                    "oracle fixed point (R1.1)": curves["oracle"],
-                                                                   "head overlap τ": curves["tau"]},
+                                                                   "head overlap τ": curves["tau"],
+                                                                   "linear response (predicted)": curves["response"]},
                      predicted={"theory min(m, d)/d": theory_curve}, xlabel="aux logits m",
                      ylabel="fraction of the class-logit change transferred", logx=True,
                      title=f"transfer fraction vs m (d = {d}, shared init)", vlines={"m = d": d})
     chance = 1.0 / protocol.n_classes(ctx)
     f2 = plots.curve(ctx.out / "accuracy_vs_m.png", ms, measured={"student": curves["acc"],
-                                                                   "oracle projected student": curves["oracle_acc"]},
+                                                                   "oracle projected student": curves["oracle_acc"],
+                                                                   "linear response (predicted)": curves["response_acc"]},
                      xlabel="aux logits m", ylabel="test accuracy", logx=True,
                      title=f"accuracy vs m (d = {d}, shared init)",
                      hlines={"chance": chance, "teacher": float(np.mean(curves["teacher"][0]))})

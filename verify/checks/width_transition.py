@@ -51,14 +51,18 @@ def run(ctx: CheckContext) -> CheckResult:
     labelled = [(D, RunConfig(seed=s, **protocol.base(ctx, m=m, hidden=(h1, D), trainable=FROZEN,
                                                      teacher_trainable=FROZEN)))
                 for D in Ds for s in range(n_seeds)]
-    recs = engine_runs([c for _, c in labelled], ctx, measure=True, description="width runs")
+    from .predict_student import FIELD, response_measure
+
+    recs = engine_runs([c for _, c in labelled], ctx, measure=["check", response_measure()], description="width runs")
     gap = np.zeros((n_seeds, len(Ds)))
     agree = np.zeros_like(gap)
     oracle_gap = np.zeros_like(gap)
+    resp_gap = np.zeros_like(gap)
     for (D, cfg), rec in zip(labelled, recs):
         j = Ds.index(D)
         gap[cfg.seed, j] = rec["check"]["remaining_gap"]
         oracle_gap[cfg.seed, j] = rec["check"]["remaining_gap_oracle"]
+        resp_gap[cfg.seed, j] = rec[FIELD]["remaining_gap"]["linear_response"]
         agree[cfg.seed, j] = rec["metrics"]["agreement"]
     lost = [float(theory.width_bound(D, m)["lost_fraction"]) for D in Ds]
     rows: list[Row] = []
@@ -78,14 +82,21 @@ def run(ctx: CheckContext) -> CheckResult:
     rows.append(at_least(f"agreement with the teacher for D ≤ m = {m}", AGREE, mean_ci(agree[:, small].mean(axis=1)),
                          predicted="1 (exact transfer)", tol_text=f"≥ {AGREE}"))
     rows.append(info(f"agreement at D = {Ds[-1]}", mean_ci(agree[:, -1])))
+    for j, D in enumerate(Ds):  # the linear-response prediction of the same runs (check predict-student)
+        rows.append(within(f"D = {D}: remaining gap, measured − linear response", 0.0,
+                           mean_ci(gap[:, j] - resp_gap[:, j]), TOL,
+                           detail=f"predicted gap {resp_gap[:, j].mean():.3f} (theory preconditioned-response)"))
     rows.append(info(f"oracle fixed point: remaining gap at D = {Ds[-1]}", mean_ci(oracle_gap[:, -1]),
                      predicted=lost[-1]))
     cis = [mean_ci(gap[:, j]) for j in range(len(Ds))]
     ocis = [mean_ci(oracle_gap[:, j]) for j in range(len(Ds))]
+    rcis = [mean_ci(resp_gap[:, j]) for j in range(len(Ds))]
     fig = plots.curve(ctx.out / "gap_vs_width.png", Ds,
                       measured={"trained student": ([c.mean for c in cis], [c.lo for c in cis], [c.hi for c in cis]),
                                 "oracle fixed point": ([c.mean for c in ocis], [c.lo for c in ocis],
-                                                       [c.hi for c in ocis])},
+                                                       [c.hi for c in ocis]),
+                                "linear response (predicted per run)": ([c.mean for c in rcis], [c.lo for c in rcis],
+                                                                        [c.hi for c in rcis])},
                       predicted={"theory 1 − min(m, D)/D": (fine, [theory.width_bound(float(v), m)["lost_fraction"]
                                                                    for v in fine])},
                       xlabel="width D of the layer the heads read", ylabel="remaining class-logit gap",
@@ -100,7 +111,7 @@ def run(ctx: CheckContext) -> CheckResult:
         notes=["remaining gap per run on the test set; half-way D: bootstrap interval over seeds (log-D interpolation)."],
         plots=[fig],
         series={"D": list(Ds), "gap_mean": [c.mean for c in cis], "gap_lo": [c.lo for c in cis],
-                "gap_hi": [c.hi for c in cis], "predicted": lost,
+                "gap_hi": [c.hi for c in cis], "predicted": lost, "linear_response": [c.mean for c in rcis],
                 "agreement_mean": agree.mean(axis=0).tolist()},
     )
 

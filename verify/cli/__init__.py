@@ -28,6 +28,7 @@ BENCH_TARGETS: dict[str, tuple[str, str]] = {
     "pid": ("limen.verify.bench.pid", "I^sx estimators vs dit and vs a dense-histogram goal"),
     "subliminal": ("limen.verify.bench.subliminal", "batched engine vs one-run-per-call baseline"),
     "infomorphic": ("limen.verify.bench.infomorphic", "sparse PID training step vs dense-histogram step"),
+    "predict": ("limen.verify.bench.predict", "student prediction vs the training it predicts"),
 }
 
 EPILOG = """\

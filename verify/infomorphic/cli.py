@@ -1,8 +1,8 @@
 """Train infomorphic networks (PID-goal neurons, local learning) and the study's baselines.
 
-Every run trains one network (a model at one hidden size and seed) and appends one
-record to ``OUT/records.jsonl``: config, per-epoch accuracies (train with label
-context, validation, test), layer losses, the mean hidden atoms per epoch, the final
+Every run trains one network (a model at one hidden size and seed) and stores one
+record in the results store ``OUT/results.db`` (exported as ``OUT/records.jsonl``): config,
+per-epoch accuracies (train with label context, validation, test), layer losses, the mean hidden atoms per epoch, the final
 PID atoms of every hidden neuron and of the output neurons, which neurons' label context
 fell into a single bin, the input normalisation, timing, versions. Per-neuron atoms of
 every measured epoch go to ``OUT/atoms/<key>.npz``. A restarted command skips finished
@@ -139,9 +139,10 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..progress import progress
-    from ..records import ResultStore, config_key
+    from ..records import config_key
+    from ..store import DB_FILE
     from .compare import DEFAULT_EPOCHS, DEFAULT_MODELS, summary_of
-    from .train import PRESETS, _PRESET_ALIASES, preset, train_configs
+    from .train import PRESETS, _PRESET_ALIASES, finished_keys, preset, train_configs
 
     console = Console(stderr=True)  # progress and file locations
     results = Console(stderr=args.json)  # the tables: stdout unless --json
@@ -180,10 +181,9 @@ def main(args: argparse.Namespace) -> int:
         for n in ns:
             for s in range(args.seeds):
                 configs.append(preset(m, n_hidden=n, seed=s, **common, **extra))
-    store = ResultStore(out / "records.jsonl")
-    have = {r["key"] for r in store.records()}
+    have = finished_keys(configs, out)
     todo = [c for c in dict.fromkeys(configs) if config_key(c) not in have]
-    console.print(f"infomorphic: {len(configs)} runs ({len(configs) - len(todo)} already in {store.path}), "
+    console.print(f"infomorphic: {len(configs)} runs ({len(configs) - len(todo)} already in {out / DB_FILE}), "
                   f"data {args.data}, epochs {epochs}")
     with progress(max(sum(c.epochs + 1 for c in todo), 1), "training") as tick:
         def on_epoch(cfg, epoch, entry):
@@ -200,7 +200,8 @@ def main(args: argparse.Namespace) -> int:
                                 atoms_every=args.atoms_every)
     table = results_table(records)
     _print_table(table, results)
-    summary = {"data": args.data, "epochs": epochs, "records": str(store.path), "table": table}
+    summary = {"data": args.data, "epochs": epochs, "records": str(out / "records.jsonl"), "store": str(out / DB_FILE),
+               "table": table}
     if args.compare:
         summary["comparison"] = summary_of(records, models, data=args.data, n_hidden=ns[0], epochs=epochs)
         _print_ordering(summary["comparison"], results)
@@ -215,7 +216,7 @@ def main(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(text + "\n")
     if args.json:
         print(text)
-    console.print(f"records: {store.path}; summary: {out / 'summary.json'}")
+    console.print(f"records: {out / DB_FILE} (exported to {out / 'records.jsonl'}); summary: {out / 'summary.json'}")
     return 0
 
 

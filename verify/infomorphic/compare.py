@@ -1,7 +1,7 @@
 """Model comparison at one hidden size over seeds, and the study's ordering where the data can decide it.
 
 :func:`compare_models` trains every model of ``models`` for ``seeds`` seeds (resuming
-from ``out/records.jsonl``), and summarises the test accuracies (each run's accuracy is
+from the results store ``out/results.db``), and summarises the test accuracies (each run's accuracy is
 the mean over its stochastic evaluation passes): per model the mean with its Student-t
 95 % interval over seeds, and the study's ordering at N = 100 (Schneider et al.,
 arXiv 2412.02482; MNIST),
@@ -39,8 +39,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import ResultStore, config_key
-from .train import preset, train_configs
+from ..records import config_key
+from .train import finished_keys, preset, train_configs
 
 __all__ = ["compare_models", "STUDY_ORDER", "STUDY_MNIST_N100", "STUDY_EPOCHS", "STUDY_STEPS", "summarise", "pairwise", "plateau",
            "summary_of", "relation_rows", "collapsed_share",
@@ -158,7 +158,7 @@ def compare_models(data: str = "digits", n_hidden: int = 100, seeds: int = 5, ep
     """Train ``models`` × ``seeds`` at ``n_hidden`` on ``data``; per-model accuracy CIs and the ordering.
 
     ``epochs`` defaults to :data:`DEFAULT_EPOCHS` (digits: 500, since an epoch there is 2 steps of 1024).
-    ``out``: folder for ``records.jsonl`` (resume: finished runs are read back, not retrained)
+    ``out``: folder of the results store (resume: finished runs are read back, not retrained)
     and the per-neuron atom files. ``overrides`` go to every run's config (e.g. ``batch_size``).
     ``margin`` (accuracy units, default 0.01 = 1 pp) is the tolerance of "≳".
     ``atoms_every``: hidden atoms are measured every k epochs (and at the last one).
@@ -172,11 +172,10 @@ def compare_models(data: str = "digits", n_hidden: int = 100, seeds: int = 5, ep
         epochs = DEFAULT_EPOCHS.get(data, 100)
     configs = [preset(m, data=data, n_hidden=n_hidden, epochs=epochs, seed=s, **overrides)
                for m in models for s in range(seeds)]
-    have = {r["key"] for r in ResultStore(Path(out) / "records.jsonl").records()} if out is not None else set()
-    todo = len({config_key(c) for c in configs} - have)
+    todo = len({config_key(c) for c in configs} - finished_keys(configs, out))
     from ..progress import progress as bar
 
-    with bar(max(todo, 1), f"infomorphic {data} N={n_hidden}", enabled=progress or None) as tick:
+    with bar(max(todo, 1), f"infomorphic {data} N={n_hidden}", enabled=progress) as tick:
         records = train_configs(configs, out=out, device=device, data_root=data_root, atoms_every=atoms_every,
                                 on_run=lambda cfg, rec: tick.advance(1, f"{cfg.model} seed {cfg.seed}"))
     return {"records": records, "summary": summary_of(records, models, margin=margin, data=data,

@@ -535,6 +535,18 @@ def train_run(cfg: InfomorphicConfig, *, device: str | torch.device = "auto", da
     return {"key": key, "config": config_dict(cfg), "metrics": metrics, "run_info": run_info(dev)}
 
 
+def finished_keys(configs, out: str | Path | None) -> set[str]:
+    """Keys of ``configs`` whose records of the current code version are in ``out``'s results store."""
+    from ..road import EachProducer
+    from ..store import DB_FILE, Store
+
+    if out is None or not (Path(out) / DB_FILE).exists():
+        return set()
+    version = EachProducer("infomorphic", None, SOURCES).version
+    with Store(out) as store:
+        return {k for k, vs in store.versions(config_key(c) for c in configs).items() if version in vs}
+
+
 def train_configs(configs, *, out: str | Path | None = None, device: str | torch.device = "auto", data_root=None,
                   on_epoch=None, on_run=None, **train_kw) -> list[dict]:
     """Records of ``configs`` (in order): read from the results store ``out/results.db`` when finished, else trained.

@@ -146,6 +146,7 @@ def summarize(records: Sequence[dict], by: Sequence[str] | None = None,
     """One row per combination of the ``by`` config fields (default: every field that varies, except
     the seed) with ``mean``, ``ci95`` and ``n`` over seeds for each metric."""
     by = list(varying_fields(records) if by is None else by)
+    records = list({r.get("key") or id(r): r for r in records}.values())  # a config asked for twice is one run
     rows: dict[str, dict] = {}
     for r in records:
         key_vals = {k: r["config"].get(k) for k in by}

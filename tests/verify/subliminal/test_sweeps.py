@@ -57,8 +57,8 @@ def test_records_have_the_documented_fields(tmp_path, tiny):
               "cka_noise", "tau", "principal_cos", "aux_sigma_min", "oracle_acc", "cos"):
         assert k in rec["metrics"], k
     json.dumps(rec, allow_nan=False)
-    rows = summarize([rec, rec])
-    assert rows[0]["n"] == 2 and rows[0]["student_final_acc"]["mean"] == rec["metrics"]["student_final_acc"]
+    rows = summarize([rec, rec])  # one run asked for twice is counted once
+    assert rows[0]["n"] == 1 and rows[0]["student_final_acc"]["mean"] == rec["metrics"]["student_final_acc"]
 
 
 @pytest.mark.parametrize("name", sorted(SWEEPS))
@@ -96,3 +96,13 @@ def test_cli_rejects_bad_options(capsys):
     assert limen_main(["run", "subliminal", "--set", "colour=red", "--dry-run"]) == 2
     assert limen_main(["run", "subliminal", "--sweep", "nope"]) == 2
     assert limen_main(["run", "subliminal", "--list"]) == 0
+
+
+def test_summary_counts_a_config_asked_for_twice_once():
+    """run_sweep returns one record per requested config, duplicates included; the summary must not count them twice."""
+    from limen.verify.subliminal.run import summarize
+
+    rec = {"key": "k1", "config": {"m": 3, "seed": 0}, "metrics": {"student_final_acc": 0.5}}
+    other = {"key": "k2", "config": {"m": 3, "seed": 1}, "metrics": {"student_final_acc": 0.7}}
+    rows = summarize([rec, rec, other], by=["m"], metrics=("student_final_acc",))
+    assert rows[0]["n"] == 2 and rows[0]["student_final_acc"]["mean"] == 0.6

@@ -1,0 +1,255 @@
+"""Predicting the distilled student before it trains (theory ``preconditioned-response`` / ``kronecker-response``).
+
+From what exists before the student's training -- its initial network, the trained teacher (and its initial
+parameters), the noise law and the optimiser settings -- this module computes the student's parameters after
+``T`` Adam steps in the linear-response model and evaluates them through the real network:
+
+1. **Target.** Where the student starts from the teacher's initial body, the teacher's change is reachable in
+   the student's own parameters: the aux loss is linearised as ``J(x)(δ − Δ*)`` with ``Δ* = θ_T − θ_S0`` when
+   the heads also agree (``reachable``), or as the residual to the teacher's *linearised* aux logits
+   ``A_T(h0 + J_h Δw_T) + a_T`` when a head differs (``linear-teacher``). Otherwise (a body layer drawn at
+   random) the student must fit the teacher's function ``z_T`` itself (``function``: the linearised / eNTK
+   student). ``target="function"`` forces the eNTK baseline on any run.
+2. **Kronecker factors** of every trained layer's aux Gauss–Newton block on the noise, ``A = (2/m) E Σ_j e_j e_jᵀ``
+   (output side, estimated with random output combinations) and ``S = E ã ãᵀ`` (input side; the first layer's is
+   the noise law's exact second moment for uniform and normal noise).
+3. **Adam's preconditioner**: the second moment of the batch gradient at the training batch size at θ_S0,
+   fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``).
+4. ``theory.kronecker_response`` gives every layer's displacement; the predicted student is ``θ_S0 + Δθ``.
+
+Only MLP bodies (``arch="mlp"``) are supported. A prediction receives the run's pre-run view
+(:class:`~limen.verify.subliminal.engine.PreRunModels`, ``RunModels.pre_run()``): it has no trained student, so a
+prediction cannot read the outcome it predicts (a ``RunModels`` is refused).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import nets
+from .config import RunConfig, derived_seed
+from .engine import PreRunModels, RunModels
+from .noise import draw
+
+TARGETS = ("auto", "reachable", "linear-teacher", "function")
+FACTOR_SAMPLES = 8192   # noise samples for the Kronecker factors
+GRID = 2048             # λ values the mode recursion runs on (theory.mode_response(grid=...))
+MOMENT_BATCHES = 4      # training-size batches for Adam's second moment
+
+
+def target_kind(pre: PreRunModels) -> str:
+    """``reachable`` / ``linear-teacher`` / ``function`` by the rule of the module docstring."""
+    c = pre.config
+    src_s, src_t = c.sources("student"), c.sources("teacher")
+    body = [lyr.name for lyr in pre.student_spec.body]
+    same_shapes = [lyr.weight_shape for lyr in pre.student_spec.body] == [lyr.weight_shape for lyr in pre.teacher_spec.body]
+    shared_body = (same_shapes and body == [lyr.name for lyr in pre.teacher_spec.body]
+                   and all(src_s[n] == src_t[n] != "random" for n in body))
+    if not shared_body:
+        return "function"
+    heads_agree = all(src_s[h] == src_t[h] != "random" for h in ("aux_head",))
+    return "reachable" if heads_agree and not _perturbed(c, "aux_head") else "linear-teacher"
+
+
+def _perturbed(cfg: RunConfig, layer: str) -> bool:
+    return any(p.std > 0 and ("all" in p.layers or layer in p.layers) for p in cfg.perturb)
+
+
+def _mlp_check(pre: PreRunModels) -> None:
+    for role, spec in (("student", pre.student_spec), ("teacher", pre.teacher_spec)):
+        if any(lyr.kind != "linear" or lyr.activation != "relu" for lyr in spec.body):
+            raise ValueError(f"the linear-response prediction supports ReLU MLP bodies; this {role} is not one "
+                             f"(arch={pre.config.arch_of(role)[0]!r})")
+
+
+def _one(p: nets.Params) -> nets.Params:
+    return {k: (w.unsqueeze(0), b.unsqueeze(0)) for k, (w, b) in p.items()}
+
+
+def _layers(params: nets.Params, spec: nets.NetSpec):
+    return [params[lyr.name] for lyr in spec.body]
+
+
+def _forward(layers, x):
+    """Pre-activations and activations of a ReLU MLP body: inputs ``a_l`` and masks ``d_l`` per layer."""
+    acts, masks = [x], []
+    h = x
+    for w, b in layers:
+        s = h @ w.T + b
+        masks.append(s > 0)
+        h = torch.relu(s)
+        acts.append(h)
+    return acts, masks
+
+
+def _tangent(layers, deltas, acts, masks):
+    """``J_h Δ`` of the body at the point of ``acts``/``masks`` (forward-mode, exact for ReLU off the kinks)."""
+    t = None
+    for (w, _), (dw, db), a, d in zip(layers, deltas, acts[:-1], masks):
+        s = a @ dw.T + db
+        if t is not None:
+            s = s + t @ w.T
+        t = s * d
+    return t
+
+
+def _backward(layers, heads, r, acts, masks):
+    """Gradients of ``⟨r, z⟩`` w.r.t. every body layer's (W, b) and the aux head, at the point of ``acts``."""
+    A = heads
+    grads = []
+    e = (r @ A) * masks[-1]
+    for i in range(len(layers) - 1, -1, -1):
+        grads.append((e.T @ acts[i], e.sum(0)))
+        if i:
+            e = (e @ layers[i][0]) * masks[i - 1]
+    return grads[::-1]
+
+
+def _noise(cfg: RunConfig, n: int, gen, shape, device, normalization):
+    norm = tuple(normalization) if cfg.normalize_noise else None
+    return draw(cfg.noise, [gen], n, shape, device, cfg.perlin_res, norm)[0].reshape(n, -1)
+
+
+def _input_moment(cfg: RunConfig, n_in: int, normalization) -> np.ndarray | None:
+    """Exact ``E[x̃ x̃ᵀ]`` (bias appended) of uniform / normal noise, after the optional normalisation."""
+    scale = {"uniform": 1.0 / 3.0, "normal": 1.0}.get(cfg.noise)
+    if scale is None:
+        return None
+    mean, std = (tuple(normalization) if cfg.normalize_noise else (0.0, 1.0))
+    mu = -mean / std
+    out = np.empty((n_in + 1, n_in + 1))
+    out[:n_in, :n_in] = scale / std**2 * np.eye(n_in) + mu * mu
+    out[:n_in, n_in] = out[n_in, :n_in] = mu
+    out[n_in, n_in] = 1.0
+    return out
+
+
+def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, factor_samples: int = FACTOR_SAMPLES,
+            moment_batches: int = MOMENT_BATCHES, path: tuple[float, ...] = (0.0,)) -> dict:
+    """The predicted student: ``{"params": {layer: (W, b)}, "target": kind, "displacement": {layer: ‖ΔW‖}}``.
+
+    ``data`` gives the image shape and the normalisation applied to the noise (``normalize_noise``).
+    """
+    from limen import theory
+
+    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
+        raise TypeError("predict takes a run's pre-run view (RunModels.pre_run()), not its trained networks")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    _mlp_check(pre)
+    cfg = pre.config
+    kind = target_kind(pre) if target == "auto" else target
+    if kind in ("reachable", "linear-teacher") and target_kind(pre) == "function":
+        raise ValueError(f"target {kind!r} needs a student that starts from the teacher's initial body")
+    dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
+    cast = lambda p: {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in p.items()}  # noqa: E731
+    s0, t1, t0 = cast(pre.student_init), cast(pre.teacher), cast(pre.teacher_init)
+    spec = pre.student_spec
+    body = [lyr.name for lyr in spec.body]
+    flags = cfg.trainable_flags("student")
+    trained = [n for n in body + ["aux_head"] if flags.get(n, True)]
+    m, B = cfg.m, cfg.noise_batch
+    shape = tuple(data.image_shape)
+    n_in = int(math.prod(shape))
+    gen = nets.generator(derived_seed(cfg.seed, "predict_noise"), dev)
+    L0 = _layers(s0, spec)
+    A0, a0 = s0["aux_head"]
+    At, at = t1["aux_head"]
+    delta_T = {n: (t1[n][0] - s0[n][0], t1[n][1] - s0[n][1]) for n in body + ["aux_head"]} if kind == "reachable" else None
+    if kind == "linear-teacher":
+        LT0 = _layers(t0, pre.teacher_spec)
+        dWT = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in body]
+        same_point = all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(L0, LT0))
+
+    def residual(x, acts, masks, L, A, a):
+        """The linear model's aux residual at the linearisation point of ``acts`` (times 2/(B m): the gradient)."""
+        h = acts[-1]
+        if kind == "reachable":
+            jt = _tangent(L, [delta_T[n] for n in body], acts, masks)
+            dA, da = delta_T["aux_head"]
+            return -(jt @ A.T + h @ dA.T + da)
+        if kind == "linear-teacher":
+            ta, tm = (acts, masks) if same_point else _forward(LT0, x)
+            zt = (ta[-1] + _tangent(LT0, dWT, ta, tm)) @ At.T + at
+        else:
+            zt = nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
+        return h @ A.T + a - zt
+
+    # linearisation points: θ_S0, or (reachable target) points θ_S0 + sΔ* on the way to the teacher, averaged
+    points = tuple(path) if kind == "reachable" else (0.0,)
+    if not points or any(not 0.0 <= p <= 1.0 for p in points):
+        raise ValueError(f"path must be linearisation points in [0, 1], got {path!r}")
+    at_point = lambda sp: ([(w + sp * delta_T[n][0], b + sp * delta_T[n][1]) for n, (w, b) in zip(body, L0)]  # noqa: E731
+                           if sp else L0,
+                           (A0 + sp * delta_T["aux_head"][0], a0 + sp * delta_T["aux_head"][1]) if sp else (A0, a0))
+    # Adam's second moment of the batch gradient at the training batch size, and the mean gradient
+    v = {n: [torch.zeros_like(t, dtype=torch.float64) for t in s0[n]] for n in trained}
+    grad0 = {n: [torch.zeros_like(t, dtype=torch.float64) for t in s0[n]] for n in trained}
+    n_avg = moment_batches * len(points)
+    for sp in points:
+        L, (A, a) = at_point(sp)
+        for _ in range(moment_batches):
+            x = _noise(cfg, B, gen, shape, dev, data.normalization)
+            acts, masks = _forward(L, x)
+            r = residual(x, acts, masks, L, A, a) * (2.0 / (B * m))
+            g = dict(zip(body, _backward(L, A, r, acts, masks)))
+            g["aux_head"] = (r.T @ acts[-1], r.sum(0))
+            for n in trained:
+                for vi, gi, mi in zip(v[n], g[n], grad0[n]):
+                    vi += gi.double() ** 2 / n_avg
+                    mi += gi.double() / n_avg
+    # Kronecker factors of every trained layer's Gauss–Newton block on the noise
+    exact_first = _input_moment(cfg, n_in, data.normalization)
+    sampled = [n for n in body + ["aux_head"] if n in trained and not (n == body[0] and exact_first is not None)]
+    A_f = {lyr.name: torch.zeros(lyr.weight_shape[0], lyr.weight_shape[0], dtype=torch.float64, device=dev)
+           for lyr in spec.body}
+    S_f = {n: torch.zeros(s0[n][0].shape[1] + 1, s0[n][0].shape[1] + 1, dtype=torch.float64, device=dev)
+           for n in sampled}
+    chunk = min(factor_samples, 2048)
+    for sp in points:
+        L, (A, _) = at_point(sp)
+        for a_ in range(0, factor_samples, chunk):
+            x = _noise(cfg, min(chunk, factor_samples - a_), gen, shape, dev, data.normalization)
+            acts, masks = _forward(L, x)
+            omega = torch.randn(x.shape[0], m, device=dev, generator=gen)  # E[ω ωᵀ] = I: Σ_j e_j e_jᵀ in one pass
+            e = (omega @ A) * masks[-1]
+            for i in range(len(L) - 1, -1, -1):
+                A_f[body[i]] += (e.T @ e).double() / len(points)
+                if i:
+                    e = (e @ L[i][0]) * masks[i - 1]
+            for i, n in enumerate(body + ["aux_head"]):
+                if n in S_f:
+                    ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
+                    S_f[n] += (ai.T @ ai).double() / len(points)
+    layers, names = [], []
+    for n in trained:
+        A = (A_f[n] / factor_samples * (2.0 / m)).cpu().numpy() if n != "aux_head" else (2.0 / m) * np.eye(m)
+        S = (S_f[n] / factor_samples).cpu().numpy() if n in S_f else exact_first
+        p, q = theory.kronecker_diagonal(torch.cat([v[n][0], v[n][1][:, None]], 1).sqrt().cpu().numpy())
+        entry = {"A": A, "S": S, "p": p, "q": q}
+        if kind == "reachable":
+            entry["target"] = torch.cat([delta_T[n][0], delta_T[n][1][:, None]], 1).double().cpu().numpy()
+        else:
+            entry["gradient"] = torch.cat([grad0[n][0], grad0[n][1][:, None]], 1).cpu().numpy()
+        layers.append(entry)
+        names.append(n)
+    steps = cfg.student_epochs * cfg.student_steps_per_epoch
+    moves = theory.kronecker_response(layers, steps, cfg.student_lr, theory.response.BETA1, schedule=True, grid=GRID)
+    params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
+    for n, dw in zip(names, moves):
+        dw = torch.as_tensor(dw, dtype=torch.float32, device=dev)
+        params[n] = (params[n][0] + dw[:, :-1], params[n][1] + dw[:, -1])
+    return {"params": params, "target": kind,
+            "displacement": {n: float(np.linalg.norm(dw)) for n, dw in zip(names, moves)}}
+
+
+@torch.no_grad()
+def class_logits(spec: nets.NetSpec, params: nets.Params, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Class logits of one network on inputs ``x`` (float32, on x's device)."""
+    dev = x.device
+    p = _one({k: (w.to(dev), b.to(dev)) for k, (w, b) in params.items()})
+    return torch.cat([nets.head(p, "class_head", nets.body(spec, p, x[a:a + chunk], shared=True))[0]
+                      for a in range(0, x.shape[0], chunk)])
