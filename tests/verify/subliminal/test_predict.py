@@ -142,3 +142,17 @@ def test_bad_requests_are_refused(runs):
     pre = dataclasses.replace(models[0].pre_run(), config=cnn, student_spec=spec_s)
     with pytest.raises(ValueError, match="ReLU MLP bodies"):
         P.predict(pre, data)
+
+
+def test_linearisation_points_along_the_way_to_the_teacher(runs):
+    models, data = runs
+    pre = models[0].pre_run()
+    base = P.predict(pre, data)["params"]
+    same = P.predict(pre, data, path=(0.0,))["params"]
+    moved = P.predict(pre, data, path=(0.0, 0.5, 1.0))["params"]
+    assert torch.equal(base["fc1"][0], same["fc1"][0]) and not torch.equal(base["fc1"][0], moved["fc1"][0])
+    with pytest.raises(ValueError, match="path must be"):
+        P.predict(pre, data, path=(0.0, 1.5))
+    # points matter only when the teacher is reachable; elsewhere the prediction ignores them
+    far = models[2].pre_run()
+    assert torch.equal(P.predict(far, data)["params"]["fc1"][0], P.predict(far, data, path=(0.5,))["params"]["fc1"][0])
