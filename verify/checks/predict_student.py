@@ -225,8 +225,8 @@ def run(ctx: CheckContext) -> CheckResult:
     ms = m_grid(ctx)
     curves = _curves(student, pred, ms)
     fig2 = plots.curve(ctx.out / "accuracy_vs_m.png", ms, measured=curves["measured"], predicted=curves["predicted"],
-                       xlabel="aux logits m", ylabel="test accuracy", logx=True,
-                       title="student accuracy (points) and its prediction (lines)")
+                       xlabel="aux logits m", ylabel="test accuracy", logx=True, paired=True, legend_outside=True,
+                       title="student accuracy (points) and its prediction (dashed, same colour)")
     return CheckResult(
         preset="predict-student",
         title="linear-response prediction (theory preconditioned-response) vs the trained student, per run",
