@@ -126,12 +126,12 @@ def _teacher_first_order(pre, x, theory) -> dict:
     dev = x.device
     t0 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher_init.items()}
     t1 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher.items()}
-    layers0 = P._layers(t0, pre.teacher_spec)
+    layers0 = P.body_layers(t0, pre.teacher_spec)
     deltas = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in (lyr.name for lyr in pre.teacher_spec.body)]
-    acts, masks = P._forward(layers0, x.reshape(x.shape[0], -1))
+    acts, masks = P.relu_forward(layers0, x.reshape(x.shape[0], -1))
     C0, c0 = t0["class_head"]
     dC, dc = t1["class_head"][0] - C0, t1["class_head"][1] - c0
-    lin = (P._tangent(layers0, deltas, acts, masks) @ C0.T + acts[-1] @ dC.T + dc).double().cpu().numpy()
+    lin = (P.tangent(layers0, deltas, acts, masks) @ C0.T + acts[-1] @ dC.T + dc).double().cpu().numpy()
     actual = (P.class_logits(pre.teacher_spec, t1, x) - P.class_logits(pre.teacher_spec, t0, x)).double()
     actual = actual.cpu().numpy()
     return {"share": theory.first_order_share(lin, actual), "remainder_ratio": theory.remainder_ratio(lin, actual)}
@@ -161,7 +161,8 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()], description="predict-student runs")
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()],
+                       description="predict-student runs")
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
@@ -201,8 +202,8 @@ def run(ctx: CheckContext) -> CheckResult:
     shared_corr = [v for by_m in corr["shared"].values() for v in by_m.values()]
     rows.append(at_least("shared: class-logit change correlation, all runs (worst run)", MIN_CORR,
                          worst(shared_corr, "min"), tol_text=f"≥ {MIN_CORR} on every run"))
-    gap = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
-    rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(gap, "min"),
+    slack = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
+    rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(slack, "min"),
                          tol_text="≥ 0 on every run",
                          detail=f"theory response-margin-certificate, k = {CERT_K} (calibrated on the digits)"))
     tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"]

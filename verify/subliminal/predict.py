@@ -69,12 +69,13 @@ def _one(p: nets.Params) -> nets.Params:
     return {k: (w.unsqueeze(0), b.unsqueeze(0)) for k, (w, b) in p.items()}
 
 
-def _layers(params: nets.Params, spec: nets.NetSpec):
+def body_layers(params: nets.Params, spec: nets.NetSpec) -> list:
+    """The body's ``(W, b)`` pairs in layer order."""
     return [params[lyr.name] for lyr in spec.body]
 
 
-def _forward(layers, x):
-    """Pre-activations and activations of a ReLU MLP body: inputs ``a_l`` and masks ``d_l`` per layer."""
+def relu_forward(layers, x):
+    """A ReLU MLP body on flat inputs ``x``: every layer's input ``a_l`` (and the output last) and ReLU mask ``d_l``."""
     acts, masks = [x], []
     h = x
     for w, b in layers:
@@ -85,7 +86,7 @@ def _forward(layers, x):
     return acts, masks
 
 
-def _tangent(layers, deltas, acts, masks):
+def tangent(layers, deltas, acts, masks):
     """``J_h Δ`` of the body at the point of ``acts``/``masks`` (forward-mode, exact for ReLU off the kinks)."""
     t = None
     for (w, _), (dw, db), a, d in zip(layers, deltas, acts[:-1], masks):
@@ -96,9 +97,8 @@ def _tangent(layers, deltas, acts, masks):
     return t
 
 
-def _backward(layers, heads, r, acts, masks):
-    """Gradients of ``⟨r, z⟩`` w.r.t. every body layer's (W, b) and the aux head, at the point of ``acts``."""
-    A = heads
+def backward(layers, A, r, acts, masks):
+    """Gradients of ``Σ_x ⟨r(x), A h(x)⟩`` w.r.t. every body layer's ``(W, b)`` at the point of ``acts``/``masks``."""
     grads = []
     e = (r @ A) * masks[-1]
     for i in range(len(layers) - 1, -1, -1):
@@ -155,12 +155,12 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
     shape = tuple(data.image_shape)
     n_in = int(math.prod(shape))
     gen = nets.generator(derived_seed(cfg.seed, "predict_noise"), dev)
-    L0 = _layers(s0, spec)
+    L0 = body_layers(s0, spec)
     A0, a0 = s0["aux_head"]
     At, at = t1["aux_head"]
     delta_T = {n: (t1[n][0] - s0[n][0], t1[n][1] - s0[n][1]) for n in body + ["aux_head"]} if kind == "reachable" else None
     if kind == "linear-teacher":
-        LT0 = _layers(t0, pre.teacher_spec)
+        LT0 = body_layers(t0, pre.teacher_spec)
         dWT = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in body]
         same_point = all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(L0, LT0))
 
@@ -168,12 +168,12 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         """The linear model's aux residual at the linearisation point of ``acts`` (times 2/(B m): the gradient)."""
         h = acts[-1]
         if kind == "reachable":
-            jt = _tangent(L, [delta_T[n] for n in body], acts, masks)
+            jt = tangent(L, [delta_T[n] for n in body], acts, masks)
             dA, da = delta_T["aux_head"]
             return -(jt @ A.T + h @ dA.T + da)
         if kind == "linear-teacher":
-            ta, tm = (acts, masks) if same_point else _forward(LT0, x)
-            zt = (ta[-1] + _tangent(LT0, dWT, ta, tm)) @ At.T + at
+            ta, tm = (acts, masks) if same_point else relu_forward(LT0, x)
+            zt = (ta[-1] + tangent(LT0, dWT, ta, tm)) @ At.T + at
         else:
             zt = nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
         return h @ A.T + a - zt
@@ -193,9 +193,9 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         L, (A, a) = at_point(sp)
         for _ in range(moment_batches):
             x = _noise(cfg, B, gen, shape, dev, data.normalization)
-            acts, masks = _forward(L, x)
+            acts, masks = relu_forward(L, x)
             r = residual(x, acts, masks, L, A, a) * (2.0 / (B * m))
-            g = dict(zip(body, _backward(L, A, r, acts, masks)))
+            g = dict(zip(body, backward(L, A, r, acts, masks)))
             g["aux_head"] = (r.T @ acts[-1], r.sum(0))
             for n in trained:
                 for vi, gi, mi in zip(v[n], g[n], grad0[n]):
@@ -213,7 +213,7 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         L, (A, _) = at_point(sp)
         for a_ in range(0, factor_samples, chunk):
             x = _noise(cfg, min(chunk, factor_samples - a_), gen, shape, dev, data.normalization)
-            acts, masks = _forward(L, x)
+            acts, masks = relu_forward(L, x)
             omega = torch.randn(x.shape[0], m, device=dev, generator=gen)  # E[ω ωᵀ] = I: Σ_j e_j e_jᵀ in one pass
             e = (omega @ A) * masks[-1]
             for i in range(len(L) - 1, -1, -1):

@@ -31,12 +31,12 @@ def test_tangent_is_the_jacobian_vector_product():
     layers = _mlp(0, (5, 7, 4))
     deltas = _mlp(1, (5, 7, 4))
     x = torch.randn(9, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    acts, masks = P._forward(layers, x)
+    acts, masks = P.relu_forward(layers, x)
     flat = [t for wb in layers for t in wb]
     tang = [t for wb in deltas for t in wb]
     f = lambda *ps: _body([(ps[i], ps[i + 1]) for i in range(0, len(ps), 2)], x)  # noqa: E731
     _, jv = torch.func.jvp(f, tuple(flat), tuple(tang))
-    assert torch.allclose(P._tangent(layers, deltas, acts, masks), jv, atol=1e-12)
+    assert torch.allclose(P.tangent(layers, deltas, acts, masks), jv, atol=1e-12)
 
 
 def test_backward_is_the_gradient():
@@ -44,8 +44,8 @@ def test_backward_is_the_gradient():
     A = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     x = torch.randn(9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     r = torch.randn(9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    acts, masks = P._forward(layers, x)
-    got = P._backward(layers, A, r, acts, masks)
+    acts, masks = P.relu_forward(layers, x)
+    got = P.backward(layers, A, r, acts, masks)
     params = [t.clone().requires_grad_(True) for wb in layers for t in wb]
     z = _body([(params[i], params[i + 1]) for i in range(0, len(params), 2)], x) @ A.T
     grads = torch.autograd.grad((z * r).sum(), params)
