@@ -236,7 +236,7 @@ def run(ctx: CheckContext) -> CheckResult:
                 "min_corr": MIN_CORR, "run": protocol.describe(ctx)},
         notes=["Predictions use only the run's pre-run view (initial student, trained teacher, noise law, optimiser "
                "settings); the trained student is read only to measure.",
-               "target: reachable (shared body and heads), linear-teacher (shared body, other heads), function (a "
+               "target: reachable (shared body and heads), mismatched-head (shared body, another aux head), function (a "
                "random body layer: the linearised student)."],
         plots=[fig, fig2],
         series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],

@@ -65,7 +65,7 @@ def test_input_moment_of_uniform_noise_with_normalisation():
 
 
 @pytest.mark.parametrize("cond, kind", [("shared", "reachable"), ("random-class-head", "reachable"),
-                                        ("random-aux-head", "linear-teacher"), ("random-fc1", "function"),
+                                        ("random-aux-head", "mismatched-head"), ("random-fc1", "function"),
                                         ("random-fc2", "function"), ("random-hidden", "function")])
 def test_target_rule(cond, kind):
     cfg = RunConfig(**TINY, init=INIT_CONDITIONS[cond])
