@@ -31,11 +31,11 @@ TOL = 0.05
 MIN_CORR = 0.9
 #: Failure bound (theory response-margin-certificate): radius k·s(x) with s(x) = ‖y_P − y_S0‖_∞ + ‖y_P − y_eNTK‖_∞
 #: (the predicted change plus the disagreement of the two linearisations, both known before training).
-#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body): 0.06 was the
-#: smallest k for which the guaranteed accuracy stayed at or below the measured one on every run; 0.08 is used
-#: everywhere. On the digits the bound is therefore in-sample; elsewhere it is a prediction. Runs whose body is not
-#: shared (function target) get no guarantee (0).
-CERT_K = 0.08
+#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body, predictor and
+#: eNTK baseline as they are now): 0.12 was the smallest k for which the guaranteed accuracy stayed at or below the
+#: measured one on every run; 0.16 (the same 4/3 margin) is used everywhere. On the digits the bound is therefore
+#: in-sample; elsewhere it is a prediction. Runs whose body is not shared (function target) get no guarantee (0).
+CERT_K = 0.16
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 FIELD = "predict"
 PREDICTORS = {"linear_response": "linear response", "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
