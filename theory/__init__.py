@@ -91,7 +91,8 @@ Parameter-space linear response of the Adam student (:mod:`.response`)::
     simulate_response(...), stochastic_response(...) batch_second_moment(per_sample, batch)
     kronecker_diagonal(scale) -> (p, q)               kronecker_response(layers, steps, lr, beta1, *, schedule=True)
     first_order_share(linear, actual)                 remainder_ratio(linear, actual)
-    relative_margin_certificate(predicted_logits, initial_logits, labels, k) -> dict (guaranteed accuracy)
+    relative_margin_certificate(predicted_logits, scale, labels, k) -> dict (guaranteed accuracy)
+    cross_head_target(G_SS, G_ST, delta_T) -> G_SS⁺ G_ST Δw_T    kronecker_cross_target(A_SS, A_ST, dW) -> A_SS⁺ A_ST ΔW
 
 The derivations, assumptions and what each predicts are in ``docs/theory.md``;
 ``limen derive --list`` lists the registered results.
@@ -112,10 +113,10 @@ from .kernel import (cross_kernel, first_step_alignment, kernel_blocks, linear_b
 from .linear import (aux_gradient, aux_loss, exact_transfer_condition, fixed_point, gd_contraction,
                      gd_iterate, gd_stability_limit, gd_trajectory, gradient_flow, logit_error_split, loss_scale, mode_rates,
                      noise_second_moment, oracle_student_features, pinv, projector, span_projector, transfer_time)
-from .response import (batch_second_moment, envelope_bound, first_order_share, function_target,
-                       kronecker_diagonal, kronecker_response, mode_response, reachable_limit, reachable_share,
-                       relative_margin_certificate, remainder_ratio, response_displacement, schedule_step, simulate_response, stochastic_response,
-                       unit_response)
+from .response import (batch_second_moment, cross_head_target, envelope_bound, first_order_share, function_target,
+                       kronecker_cross_target, kronecker_diagonal, kronecker_response, mode_response, reachable_limit,
+                       reachable_share, relative_margin_certificate, remainder_ratio, response_displacement,
+                       schedule_step, simulate_response, stochastic_response, unit_response)
 from .results import CheckReport, Result, get, list_results
 
 __all__ = [
@@ -134,5 +135,5 @@ __all__ = [
     "first_step_alignment",
     "mode_response", "unit_response", "schedule_step", "response_displacement", "function_target", "reachable_share",
     "reachable_limit", "envelope_bound", "simulate_response", "stochastic_response", "batch_second_moment",
-    "kronecker_diagonal", "kronecker_response", "first_order_share", "remainder_ratio", "relative_margin_certificate",
+    "kronecker_diagonal", "kronecker_response", "cross_head_target", "kronecker_cross_target", "first_order_share", "remainder_ratio", "relative_margin_certificate",
 ]

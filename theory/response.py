@@ -367,6 +367,68 @@ def _kron_eval(layers, steps, lr, beta1=BETA1, schedule=True, beta2=BETA2):
     return kronecker_response(layers, int(steps), lr, beta1, schedule=bool(schedule), beta2=beta2)
 
 
+# --------------------------------------------------------------------------- a head that is not the teacher's
+def cross_head_target(G_SS, G_ST, delta_T) -> np.ndarray:
+    """The body's least-squares fixed point when the student reads it through its own aux head A_S but the
+    teacher's change is seen through A_T: ``argmin_δ E‖A_S J δ − A_T J Δw_T‖²`` (minimum norm) ``= G_SS⁺ G_ST Δw_T``
+    with ``G_SS = E[Jᵀ A_Sᵀ A_S J]`` and ``G_ST = E[Jᵀ A_Sᵀ A_T J]``. It is Δw_T's projection when A_S = A_T, and
+    close to zero for an unrelated head (G_ST has no sign)."""
+    G_SS, G_ST = _arr(G_SS, "G_SS", 2), _arr(G_ST, "G_ST", 2)
+    return np.linalg.pinv(0.5 * (G_SS + G_SS.T), rcond=1e-12, hermitian=True) @ G_ST @ _arr(delta_T, "delta_T", 1)
+
+
+def kronecker_cross_target(A_SS, A_ST, delta_T) -> np.ndarray:
+    """:func:`cross_head_target` for one Kronecker-factored layer, ``G_SS = A_SS ⊗ S`` and ``G_ST = A_ST ⊗ S`` with a
+    common input factor S (positive definite): ``ΔW* = A_SS⁺ A_ST ΔW_T`` (S cancels). ``delta_T`` (out, in)."""
+    A_SS, A_ST = _arr(A_SS, "A_SS", 2), _arr(A_ST, "A_ST", 2)
+    return np.linalg.pinv(0.5 * (A_SS + A_SS.T), rcond=1e-12, hermitian=True) @ A_ST @ _arr(delta_T, "delta_T", 2)
+
+
+def _cross_build():
+    S = _symbols()
+    sp = S["sp"]
+    Gss, Gst = sp.MatrixSymbol(r"G_{SS}", S["P"], S["P"]), sp.MatrixSymbol(r"G_{ST}", S["P"], S["P"])
+    dw = sp.MatrixSymbol(r"\Delta w_{T}", S["P"], 1)
+    res = sp.Eq(sp.MatrixSymbol(r"\delta^{*}", S["P"], 1), sp.MatrixSymbol(r"G_{SS}^{+}", S["P"], S["P"]) * Gst * dw,
+                evaluate=False)
+    steps = [("The student reads its body through its own aux head A_S; the teacher's body change Δw_T reaches the "
+              "aux logits through A_T: the linearised body residual is A_S J δ − A_T J Δw_T (the head mismatch "
+              "(A_S − A_T) h0 is the head's own block, exactly linear, and is absorbed there)", None),
+             ("Normal equations: G_SS δ = G_ST Δw_T with G_SS = E[Jᵀ A_Sᵀ A_S J], G_ST = E[Jᵀ A_Sᵀ A_T J]",
+              sp.Eq(Gss * sp.MatrixSymbol(r"\delta", S["P"], 1), Gst * dw, evaluate=False)),
+             ("Minimum-norm solution; for A_S = A_T it is the projection of Δw_T on range(G), for an unrelated head "
+              "G_ST averages out", res)]
+    return res, steps
+
+
+def _cross_check(rng):
+    errs = {}
+    for trial, (m, d, P) in enumerate(((2, 5, 9), (4, 6, 7), (6, 4, 12))):
+        J = rng.standard_normal((30, d, P))
+        A_T = rng.standard_normal((m, d))
+        for name, A_S in (("same head", A_T), ("perturbed", A_T + 0.1 * rng.standard_normal((m, d))),
+                          ("other head", rng.standard_normal((m, d)))):
+            dw = rng.standard_normal(P)
+            Gss = np.einsum("bdp,md,me,beq->pq", J, A_S, A_S, J) / 30
+            Gst = np.einsum("bdp,md,me,beq->pq", J, A_S, A_T, J) / 30
+            lhs = np.einsum("md,bdp->bmp", A_S, J).reshape(-1, P)
+            rhs = np.einsum("md,bdp,p->bm", A_T, J, dw).reshape(-1)
+            want = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+            errs[f"= least squares ({name}, trial {trial})"] = float(np.abs(cross_head_target(Gss, Gst, dw) - want).max())
+    # Kronecker form: blocks A ⊗ S with a shared input factor
+    A_SS = (lambda X: X @ X.T + np.eye(3))(rng.standard_normal((3, 3)))
+    A_ST = rng.standard_normal((3, 3))
+    Sf = (lambda X: X @ X.T + np.eye(4))(rng.standard_normal((4, 4)))
+    dW = rng.standard_normal((3, 4))
+    dense = cross_head_target(np.kron(A_SS, Sf), np.kron(A_ST, Sf), dW.reshape(-1))
+    errs["Kronecker form = dense"] = float(np.abs(kronecker_cross_target(A_SS, A_ST, dW).reshape(-1) - dense).max())
+    return report("cross-head-target", errs, 1e-9)
+
+
+def _cross_eval(G_SS, G_ST, delta_T):
+    return cross_head_target(G_SS, G_ST, delta_T)
+
+
 # --------------------------------------------------------------------------- a failure bound
 def relative_margin_certificate(predicted_logits, scale, labels, k: float) -> dict:
     """Accuracy guaranteed by a prediction whose error is at most ``k`` times a per-example ``scale``:
@@ -679,3 +741,11 @@ register(Result("response-margin-certificate",
                 True, _cert_build, _cert_eval, _cert_check, section="response",
                 approximation="exact under its assumption; k is an empirical constant, so on networks the bound is "
                 "validated per run (check predict-student), not proved"))
+register(Result("cross-head-target",
+                "a student head other than the teacher's: the body's target is G_SS⁺ G_ST Δw_T (Kronecker: A_SS⁺ A_ST ΔW_T)",
+                _MODEL[:1] + ("Heads linear; the student's aux head differs from the teacher's (random, or perturbed by E)",),
+                "With a perturbed aux head the body still moves toward the teacher's change, seen through the cross factor "
+                "of the two heads, so transfer decays smoothly with the perturbation instead of vanishing; with an "
+                "unrelated head the cross factor averages out and transfer stops.",
+                True, _cross_build, _cross_eval, _cross_check, section="response",
+                approximation="exact for the linearised body with fixed heads; the student's head moves during training"))

@@ -185,5 +185,26 @@ def test_bad_input_names_the_argument(call, match):
 def test_registered_results_cover_issue_items():
     names = set(theory.list_results())
     assert {"preconditioned-response", "parameter-space-exact-transfer", "response-envelope",
-            "stochastic-response-mean", "kronecker-response", "response-margin-certificate"} <= names
+            "stochastic-response-mean", "kronecker-response", "response-margin-certificate", "cross-head-target"} <= names
     assert R.BETA1 == 0.9 and R.BETA2 == 0.999  # torch.optim.Adam's defaults, which the engine uses
+
+
+def test_cross_head_target_is_the_least_squares_body_move():
+    rng = np.random.default_rng(11)
+    J, A_T = rng.standard_normal((40, 5, 8)), rng.standard_normal((3, 5))
+    dw = rng.standard_normal(8)
+    for A_S, expect in ((A_T, "projection"), (A_T + 1e-3 * rng.standard_normal((3, 5)), "near"),
+                        (rng.standard_normal((3, 5)), "other")):
+        G = lambda a, b: np.einsum("xdp,md,me,xeq->pq", J, a, b, J) / 40  # noqa: E731
+        got = theory.cross_head_target(G(A_S, A_S), G(A_S, A_T), dw)
+        lhs = np.einsum("md,xdp->xmp", A_S, J).reshape(-1, 8)
+        assert np.allclose(got, np.linalg.lstsq(lhs, np.einsum("md,xdp,p->xm", A_T, J, dw).reshape(-1), rcond=None)[0])
+        if expect == "projection":   # 120 rows ≥ 8 parameters: the teacher's change itself
+            assert np.allclose(got, dw)
+        if expect == "near":
+            assert np.allclose(got, dw, atol=1e-2)
+    S = (lambda X: X @ X.T + np.eye(4))(rng.standard_normal((4, 4)))
+    A_SS, A_ST = (lambda X: X @ X.T + np.eye(3))(rng.standard_normal((3, 3))), rng.standard_normal((3, 3))
+    dW = rng.standard_normal((3, 4))
+    dense = theory.cross_head_target(np.kron(A_SS, S), np.kron(A_ST, S), dW.ravel())
+    assert np.allclose(theory.kronecker_cross_target(A_SS, A_ST, dW).ravel(), dense, atol=1e-10)

@@ -126,5 +126,5 @@ def test_predict_student_structure(reports):
     for run in s["series"]["runs"]:
         assert 0 <= run["linear_response"] <= 1 and 0 <= run["entk"] <= 1
         assert run["target"] == {"shared": "reachable", "random-class-head": "reachable",
-                                 "random-aux-head": "linear-teacher"}.get(run["condition"], "function")
+                                 "random-aux-head": "mismatched-head"}.get(run["condition"], "function")
         assert run["guaranteed_acc"] <= 1 and (run["target"] != "function" or run["guaranteed_acc"] == 0)

@@ -37,7 +37,9 @@ RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 def ray_env():
     """Environment of the cluster's processes, with a short RAY_TMPDIR of its own (socket paths are short)."""
     tmp = tempfile.mkdtemp(prefix="limen-ray-", dir="/tmp")
-    yield {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
+    env = {k: v for k, v in os.environ.items()
+           if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}  # test_executor_ray sets it to 0 (single-machine mode)
+    yield {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
            "RAY_TMPDIR": tmp}
     shutil.rmtree(tmp, ignore_errors=True)
 

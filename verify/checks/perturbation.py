@@ -82,7 +82,7 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         # the linear-response prediction of every perturbed run (check predict-student), before training
         rows.append(within("accuracy: measured − linear response, mean over the σ grid (paired per seed)", 0.0,
                            mean_ci((acc - resp).mean(axis=1)), CURVE_TOL,
-                           detail="theory preconditioned-response with the perturbed aux head (target linear-teacher)"))
+                           detail="theory preconditioned-response and cross-head-target (the perturbed aux head, target mismatched-head)"))
         mean_resp = resp.mean(0)
         resp_mid = float(crossing(sigmas, mean_resp, 0.5 * (mean_resp[0] + chance), direction="down"))
         predicted = {"linear response acc(σ) (seed mean)": (sigmas, mean_resp)}

@@ -23,7 +23,7 @@ def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | 
           predicted: dict[str, tuple] | None = None, xlabel: str, ylabel: str, title: str,
           logx: bool = False, logy: bool = False, vlines: dict[str, float] | None = None,
           vspans: dict[str, tuple[float, float, float]] | None = None, hlines: dict[str, float] | None = None,
-          points: dict[str, tuple] | None = None, legend_outside: bool = False) -> str:
+          points: dict[str, tuple] | None = None, legend_outside: bool = False, paired: bool = False) -> str:
     """Measured series with 95 % error bars against theory curves; returns the file name.
 
     ``measured``: label -> (mean, lo, hi) arrays over ``x``; ``predicted``: label -> (x, y)
@@ -31,21 +31,25 @@ def curve(path: str | Path, x: Sequence[float], *, measured: dict[str, tuple] | 
     label -> position, dashed (e.g. a predicted σ*); ``vspans``: label -> (position, lo, hi),
     a solid line with its interval shaded (a measured position); ``hlines``: label -> level
     (chance, half-way), each in its own style. ``legend_outside`` puts the legend right of
-    the axes, off the data.
+    the axes, off the data. ``paired``: the i-th predicted curve takes the colour of the i-th
+    measured series (a prediction per measured condition).
     """
     path = Path(path)
     fig, ax = plt.subplots(figsize=(8.6 if legend_outside else 6.4, 4.2), dpi=110)
     x = np.asarray(x, dtype=float)
     for label, (px, py) in (points or {}).items():
         ax.scatter(px, py, s=9, alpha=0.35, label=label)
+    series_colors = []
     for label, (mean, lo, hi) in (measured or {}).items():
         mean, lo, hi = (np.asarray(v, dtype=float) for v in (mean, lo, hi))
         lo = np.where(np.isfinite(lo), lo, mean)
         hi = np.where(np.isfinite(hi), hi, mean)
-        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", ms=4, capsize=3, lw=1.4,
-                    label=f"{label} (mean ± 95% CI)")
-    for label, (px, py) in (predicted or {}).items():
-        ax.plot(px, py, "--", lw=1.6, label=label)
+        bars = ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", ms=4, capsize=3, lw=1.4,
+                           label=f"{label} (mean ± 95% CI)")
+        series_colors.append(bars.lines[0].get_color())
+    for i, (label, (px, py)) in enumerate((predicted or {}).items()):
+        color = series_colors[i] if paired and i < len(series_colors) else None
+        ax.plot(px, py, "--", lw=1.6, label=label, color=color)
     colors = itertools.cycle(MARK_COLORS)
     for label, v in (vlines or {}).items():
         ax.axvline(v, ls="--", lw=1.4, color=next(colors), label=label)

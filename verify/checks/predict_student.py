@@ -31,11 +31,11 @@ TOL = 0.05
 MIN_CORR = 0.9
 #: Failure bound (theory response-margin-certificate): radius k·s(x) with s(x) = ‖y_P − y_S0‖_∞ + ‖y_P − y_eNTK‖_∞
 #: (the predicted change plus the disagreement of the two linearisations, both known before training).
-#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body): 0.06 was the
-#: smallest k for which the guaranteed accuracy stayed at or below the measured one on every run; 0.08 is used
-#: everywhere. On the digits the bound is therefore in-sample; elsewhere it is a prediction. Runs whose body is not
-#: shared (function target) get no guarantee (0).
-CERT_K = 0.08
+#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body, predictor and
+#: eNTK baseline as they are now): 0.12 was the smallest k for which the guaranteed accuracy stayed at or below the
+#: measured one on every run; 0.16 (the same 4/3 margin) is used everywhere. On the digits the bound is therefore
+#: in-sample; elsewhere it is a prediction. Runs whose body is not shared (function target) get no guarantee (0).
+CERT_K = 0.16
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 FIELD = "predict"
 PREDICTORS = {"linear_response": "linear response", "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
@@ -126,12 +126,12 @@ def _teacher_first_order(pre, x, theory) -> dict:
     dev = x.device
     t0 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher_init.items()}
     t1 = {k: (w.to(dev), b.to(dev)) for k, (w, b) in pre.teacher.items()}
-    layers0 = P._layers(t0, pre.teacher_spec)
+    layers0 = P.body_layers(t0, pre.teacher_spec)
     deltas = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in (lyr.name for lyr in pre.teacher_spec.body)]
-    acts, masks = P._forward(layers0, x.reshape(x.shape[0], -1))
+    acts, masks = P.relu_forward(layers0, x.reshape(x.shape[0], -1))
     C0, c0 = t0["class_head"]
     dC, dc = t1["class_head"][0] - C0, t1["class_head"][1] - c0
-    lin = (P._tangent(layers0, deltas, acts, masks) @ C0.T + acts[-1] @ dC.T + dc).double().cpu().numpy()
+    lin = (P.tangent(layers0, deltas, acts, masks) @ C0.T + acts[-1] @ dC.T + dc).double().cpu().numpy()
     actual = (P.class_logits(pre.teacher_spec, t1, x) - P.class_logits(pre.teacher_spec, t0, x)).double()
     actual = actual.cpu().numpy()
     return {"share": theory.first_order_share(lin, actual), "remainder_ratio": theory.remainder_ratio(lin, actual)}
@@ -161,7 +161,8 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()], description="predict-student runs")
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()],
+                       description="predict-student runs")
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
@@ -201,8 +202,8 @@ def run(ctx: CheckContext) -> CheckResult:
     shared_corr = [v for by_m in corr["shared"].values() for v in by_m.values()]
     rows.append(at_least("shared: class-logit change correlation, all runs (worst run)", MIN_CORR,
                          worst(shared_corr, "min"), tol_text=f"≥ {MIN_CORR} on every run"))
-    gap = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
-    rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(gap, "min"),
+    slack = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
+    rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(slack, "min"),
                          tol_text="≥ 0 on every run",
                          detail=f"theory response-margin-certificate, k = {CERT_K} (calibrated on the digits)"))
     tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"]
@@ -225,8 +226,8 @@ def run(ctx: CheckContext) -> CheckResult:
     ms = m_grid(ctx)
     curves = _curves(student, pred, ms)
     fig2 = plots.curve(ctx.out / "accuracy_vs_m.png", ms, measured=curves["measured"], predicted=curves["predicted"],
-                       xlabel="aux logits m", ylabel="test accuracy", logx=True,
-                       title="student accuracy (points) and its prediction (lines)")
+                       xlabel="aux logits m", ylabel="test accuracy", logx=True, paired=True, legend_outside=True,
+                       title="student accuracy (points) and its prediction (dashed, same colour)")
     return CheckResult(
         preset="predict-student",
         title="linear-response prediction (theory preconditioned-response) vs the trained student, per run",
@@ -235,7 +236,7 @@ def run(ctx: CheckContext) -> CheckResult:
                 "min_corr": MIN_CORR, "run": protocol.describe(ctx)},
         notes=["Predictions use only the run's pre-run view (initial student, trained teacher, noise law, optimiser "
                "settings); the trained student is read only to measure.",
-               "target: reachable (shared body and heads), linear-teacher (shared body, other heads), function (a "
+               "target: reachable (shared body and heads), mismatched-head (shared body, another aux head), function (a "
                "random body layer: the linearised student)."],
         plots=[fig, fig2],
         series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],

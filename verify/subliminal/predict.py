@@ -6,10 +6,12 @@ parameters), the noise law and the optimiser settings -- this module computes th
 
 1. **Target.** Where the student starts from the teacher's initial body, the teacher's change is reachable in
    the student's own parameters: the aux loss is linearised as ``J(x)(δ − Δ*)`` with ``Δ* = θ_T − θ_S0`` when
-   the heads also agree (``reachable``), or as the residual to the teacher's *linearised* aux logits
-   ``A_T(h0 + J_h Δw_T) + a_T`` when a head differs (``linear-teacher``). Otherwise (a body layer drawn at
-   random) the student must fit the teacher's function ``z_T`` itself (``function``: the linearised / eNTK
-   student). ``target="function"`` forces the eNTK baseline on any run.
+   the heads also agree (``reachable``). When the student's aux head is another one (random, or perturbed), the
+   head's target is the teacher's head and the body's is the teacher's change seen through the two heads'
+   cross factor, ``A_SS⁺ A_ST ΔW_T`` per layer (``mismatched-head``, theory ``cross-head-target``). Otherwise (a
+   body layer drawn at random) the student must fit the teacher's function ``z_T`` itself (``function``: the
+   linearised / eNTK student; its aux head first absorbs what it can represent, block Gauss–Seidel).
+   ``target="function"`` forces the eNTK baseline on any run.
 2. **Kronecker factors** of every trained layer's aux Gauss–Newton block on the noise, ``A = (2/m) E Σ_j e_j e_jᵀ``
    (output side, estimated with random output combinations) and ``S = E ã ãᵀ`` (input side; the first layer's is
    the noise law's exact second moment for uniform and normal noise).
@@ -34,14 +36,14 @@ from .config import RunConfig, derived_seed
 from .engine import PreRunModels, RunModels
 from .noise import draw
 
-TARGETS = ("auto", "reachable", "linear-teacher", "function")
+TARGETS = ("auto", "reachable", "mismatched-head", "function")
 FACTOR_SAMPLES = 8192   # noise samples for the Kronecker factors
 GRID = 2048             # λ values the mode recursion runs on (theory.mode_response(grid=...))
 MOMENT_BATCHES = 4      # training-size batches for Adam's second moment
 
 
 def target_kind(pre: PreRunModels) -> str:
-    """``reachable`` / ``linear-teacher`` / ``function`` by the rule of the module docstring."""
+    """``reachable`` / ``mismatched-head`` / ``function`` by the rule of the module docstring."""
     c = pre.config
     src_s, src_t = c.sources("student"), c.sources("teacher")
     body = [lyr.name for lyr in pre.student_spec.body]
@@ -51,7 +53,7 @@ def target_kind(pre: PreRunModels) -> str:
     if not shared_body:
         return "function"
     heads_agree = all(src_s[h] == src_t[h] != "random" for h in ("aux_head",))
-    return "reachable" if heads_agree and not _perturbed(c, "aux_head") else "linear-teacher"
+    return "reachable" if heads_agree and not _perturbed(c, "aux_head") else "mismatched-head"
 
 
 def _perturbed(cfg: RunConfig, layer: str) -> bool:
@@ -69,12 +71,13 @@ def _one(p: nets.Params) -> nets.Params:
     return {k: (w.unsqueeze(0), b.unsqueeze(0)) for k, (w, b) in p.items()}
 
 
-def _layers(params: nets.Params, spec: nets.NetSpec):
+def body_layers(params: nets.Params, spec: nets.NetSpec) -> list:
+    """The body's ``(W, b)`` pairs in layer order."""
     return [params[lyr.name] for lyr in spec.body]
 
 
-def _forward(layers, x):
-    """Pre-activations and activations of a ReLU MLP body: inputs ``a_l`` and masks ``d_l`` per layer."""
+def relu_forward(layers, x):
+    """A ReLU MLP body on flat inputs ``x``: every layer's input ``a_l`` (and the output last) and ReLU mask ``d_l``."""
     acts, masks = [x], []
     h = x
     for w, b in layers:
@@ -85,7 +88,7 @@ def _forward(layers, x):
     return acts, masks
 
 
-def _tangent(layers, deltas, acts, masks):
+def tangent(layers, deltas, acts, masks):
     """``J_h Δ`` of the body at the point of ``acts``/``masks`` (forward-mode, exact for ReLU off the kinks)."""
     t = None
     for (w, _), (dw, db), a, d in zip(layers, deltas, acts[:-1], masks):
@@ -96,9 +99,8 @@ def _tangent(layers, deltas, acts, masks):
     return t
 
 
-def _backward(layers, heads, r, acts, masks):
-    """Gradients of ``⟨r, z⟩`` w.r.t. every body layer's (W, b) and the aux head, at the point of ``acts``."""
-    A = heads
+def backward(layers, A, r, acts, masks):
+    """Gradients of ``Σ_x ⟨r(x), A h(x)⟩`` w.r.t. every body layer's ``(W, b)`` at the point of ``acts``/``masks``."""
     grads = []
     e = (r @ A) * masks[-1]
     for i in range(len(layers) - 1, -1, -1):
@@ -142,11 +144,11 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
     _mlp_check(pre)
     cfg = pre.config
     kind = target_kind(pre) if target == "auto" else target
-    if kind in ("reachable", "linear-teacher") and target_kind(pre) == "function":
+    if kind in ("reachable", "mismatched-head") and target_kind(pre) == "function":
         raise ValueError(f"target {kind!r} needs a student that starts from the teacher's initial body")
     dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
     cast = lambda p: {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in p.items()}  # noqa: E731
-    s0, t1, t0 = cast(pre.student_init), cast(pre.teacher), cast(pre.teacher_init)
+    s0, t1 = cast(pre.student_init), cast(pre.teacher)
     spec = pre.student_spec
     body = [lyr.name for lyr in spec.body]
     flags = cfg.trainable_flags("student")
@@ -155,25 +157,21 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
     shape = tuple(data.image_shape)
     n_in = int(math.prod(shape))
     gen = nets.generator(derived_seed(cfg.seed, "predict_noise"), dev)
-    L0 = _layers(s0, spec)
+    L0 = body_layers(s0, spec)
     A0, a0 = s0["aux_head"]
     At, at = t1["aux_head"]
-    delta_T = {n: (t1[n][0] - s0[n][0], t1[n][1] - s0[n][1]) for n in body + ["aux_head"]} if kind == "reachable" else None
-    if kind == "linear-teacher":
-        LT0 = _layers(t0, pre.teacher_spec)
-        dWT = [(t1[n][0] - t0[n][0], t1[n][1] - t0[n][1]) for n in body]
-        same_point = all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(L0, LT0))
+    delta_T = ({n: (t1[n][0] - s0[n][0], t1[n][1] - s0[n][1]) for n in body + ["aux_head"]}
+               if kind in ("reachable", "mismatched-head") else None)
 
     def residual(x, acts, masks, L, A, a):
         """The linear model's aux residual at the linearisation point of ``acts`` (times 2/(B m): the gradient)."""
         h = acts[-1]
         if kind == "reachable":
-            jt = _tangent(L, [delta_T[n] for n in body], acts, masks)
+            jt = tangent(L, [delta_T[n] for n in body], acts, masks)
             dA, da = delta_T["aux_head"]
             return -(jt @ A.T + h @ dA.T + da)
-        if kind == "linear-teacher":
-            ta, tm = (acts, masks) if same_point else _forward(LT0, x)
-            zt = (ta[-1] + _tangent(LT0, dWT, ta, tm)) @ At.T + at
+        if kind == "mismatched-head":  # the teacher's linearised logits (its initial body is the student's)
+            zt = (h + tangent(L, [delta_T[n] for n in body], acts, masks)) @ At.T + at
         else:
             zt = nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
         return h @ A.T + a - zt
@@ -193,9 +191,9 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         L, (A, a) = at_point(sp)
         for _ in range(moment_batches):
             x = _noise(cfg, B, gen, shape, dev, data.normalization)
-            acts, masks = _forward(L, x)
+            acts, masks = relu_forward(L, x)
             r = residual(x, acts, masks, L, A, a) * (2.0 / (B * m))
-            g = dict(zip(body, _backward(L, A, r, acts, masks)))
+            g = dict(zip(body, backward(L, A, r, acts, masks)))
             g["aux_head"] = (r.T @ acts[-1], r.sum(0))
             for n in trained:
                 for vi, gi, mi in zip(v[n], g[n], grad0[n]):
@@ -208,30 +206,59 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
            for lyr in spec.body}
     S_f = {n: torch.zeros(s0[n][0].shape[1] + 1, s0[n][0].shape[1] + 1, dtype=torch.float64, device=dev)
            for n in sampled}
+    # a student head other than the teacher's sees the teacher's body change only through the cross factor
+    cross = ({lyr.name: torch.zeros_like(A_f[lyr.name]) for lyr in spec.body} if kind == "mismatched-head" else None)
     chunk = min(factor_samples, 2048)
     for sp in points:
         L, (A, _) = at_point(sp)
         for a_ in range(0, factor_samples, chunk):
             x = _noise(cfg, min(chunk, factor_samples - a_), gen, shape, dev, data.normalization)
-            acts, masks = _forward(L, x)
+            acts, masks = relu_forward(L, x)
             omega = torch.randn(x.shape[0], m, device=dev, generator=gen)  # E[ω ωᵀ] = I: Σ_j e_j e_jᵀ in one pass
             e = (omega @ A) * masks[-1]
+            et = (omega @ At) * masks[-1] if cross is not None else None  # the same outputs through the teacher's head
             for i in range(len(L) - 1, -1, -1):
                 A_f[body[i]] += (e.T @ e).double() / len(points)
+                if et is not None:
+                    cross[body[i]] += (e.T @ et).double()
                 if i:
                     e = (e @ L[i][0]) * masks[i - 1]
+                    if et is not None:
+                        et = (et @ L[i][0]) * masks[i - 1]
             for i, n in enumerate(body + ["aux_head"]):
                 if n in S_f:
                     ai = torch.cat([acts[i], torch.ones(x.shape[0], 1, device=dev)], 1)
                     S_f[n] += (ai.T @ ai).double() / len(points)
+    head_target = None
+    if kind == "function" and "aux_head" in trained:
+        # the aux head's block is exact and fast: it absorbs what it can represent first (block Gauss–Seidel), and
+        # the body is driven by what it leaves, r1 = r0 + ΔÃ* h̃ with ΔÃ* the head's own least-squares fit
+        S_aux = S_f["aux_head"] / factor_samples
+        g_aux = torch.cat([grad0["aux_head"][0], grad0["aux_head"][1][:, None]], 1)  # (2/m) E[r0 h̃ᵀ]
+        head_target = -(m / 2.0) * g_aux @ torch.linalg.pinv(S_aux, hermitian=True)
+        for _ in range(moment_batches):
+            x = _noise(cfg, B, gen, shape, dev, data.normalization)
+            acts, masks = relu_forward(L0, x)
+            ht = torch.cat([acts[-1], torch.ones(x.shape[0], 1, device=dev)], 1).double()
+            dr = (ht @ head_target.T * (2.0 / (B * m))).float()
+            for n, gs in zip(body, backward(L0, A0, dr, acts, masks)):
+                if n in trained:
+                    for mi, gi in zip(grad0[n], gs):
+                        mi += gi.double() / moment_batches
     layers, names = [], []
     for n in trained:
         A = (A_f[n] / factor_samples * (2.0 / m)).cpu().numpy() if n != "aux_head" else (2.0 / m) * np.eye(m)
         S = (S_f[n] / factor_samples).cpu().numpy() if n in S_f else exact_first
         p, q = theory.kronecker_diagonal(torch.cat([v[n][0], v[n][1][:, None]], 1).sqrt().cpu().numpy())
         entry = {"A": A, "S": S, "p": p, "q": q}
-        if kind == "reachable":
+        if kind == "reachable" or (kind == "mismatched-head" and n == "aux_head"):
             entry["target"] = torch.cat([delta_T[n][0], delta_T[n][1][:, None]], 1).double().cpu().numpy()
+        elif kind == "mismatched-head":
+            # the body's linear fixed point through the student's head: (A_SS)⁺ A_ST ΔW_T (the input factor cancels)
+            dW = torch.cat([delta_T[n][0], delta_T[n][1][:, None]], 1).double().cpu().numpy()
+            entry["target"] = theory.kronecker_cross_target(A_f[n].cpu().numpy(), cross[n].cpu().numpy(), dW)
+        elif n == "aux_head":
+            entry["target"] = head_target.cpu().numpy()
         else:
             entry["gradient"] = torch.cat([grad0[n][0], grad0[n][1][:, None]], 1).cpu().numpy()
         layers.append(entry)

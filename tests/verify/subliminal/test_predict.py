@@ -31,12 +31,12 @@ def test_tangent_is_the_jacobian_vector_product():
     layers = _mlp(0, (5, 7, 4))
     deltas = _mlp(1, (5, 7, 4))
     x = torch.randn(9, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    acts, masks = P._forward(layers, x)
+    acts, masks = P.relu_forward(layers, x)
     flat = [t for wb in layers for t in wb]
     tang = [t for wb in deltas for t in wb]
     f = lambda *ps: _body([(ps[i], ps[i + 1]) for i in range(0, len(ps), 2)], x)  # noqa: E731
     _, jv = torch.func.jvp(f, tuple(flat), tuple(tang))
-    assert torch.allclose(P._tangent(layers, deltas, acts, masks), jv, atol=1e-12)
+    assert torch.allclose(P.tangent(layers, deltas, acts, masks), jv, atol=1e-12)
 
 
 def test_backward_is_the_gradient():
@@ -44,8 +44,8 @@ def test_backward_is_the_gradient():
     A = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     x = torch.randn(9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     r = torch.randn(9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    acts, masks = P._forward(layers, x)
-    got = P._backward(layers, A, r, acts, masks)
+    acts, masks = P.relu_forward(layers, x)
+    got = P.backward(layers, A, r, acts, masks)
     params = [t.clone().requires_grad_(True) for wb in layers for t in wb]
     z = _body([(params[i], params[i + 1]) for i in range(0, len(params), 2)], x) @ A.T
     grads = torch.autograd.grad((z * r).sum(), params)
@@ -65,7 +65,7 @@ def test_input_moment_of_uniform_noise_with_normalisation():
 
 
 @pytest.mark.parametrize("cond, kind", [("shared", "reachable"), ("random-class-head", "reachable"),
-                                        ("random-aux-head", "linear-teacher"), ("random-fc1", "function"),
+                                        ("random-aux-head", "mismatched-head"), ("random-fc1", "function"),
                                         ("random-fc2", "function"), ("random-hidden", "function")])
 def test_target_rule(cond, kind):
     cfg = RunConfig(**TINY, init=INIT_CONDITIONS[cond])
@@ -142,3 +142,17 @@ def test_bad_requests_are_refused(runs):
     pre = dataclasses.replace(models[0].pre_run(), config=cnn, student_spec=spec_s)
     with pytest.raises(ValueError, match="ReLU MLP bodies"):
         P.predict(pre, data)
+
+
+def test_linearisation_points_along_the_way_to_the_teacher(runs):
+    models, data = runs
+    pre = models[0].pre_run()
+    base = P.predict(pre, data)["params"]
+    same = P.predict(pre, data, path=(0.0,))["params"]
+    moved = P.predict(pre, data, path=(0.0, 0.5, 1.0))["params"]
+    assert torch.equal(base["fc1"][0], same["fc1"][0]) and not torch.equal(base["fc1"][0], moved["fc1"][0])
+    with pytest.raises(ValueError, match="path must be"):
+        P.predict(pre, data, path=(0.0, 1.5))
+    # points matter only when the teacher is reachable; elsewhere the prediction ignores them
+    far = models[2].pre_run()
+    assert torch.equal(P.predict(far, data)["params"]["fc1"][0], P.predict(far, data, path=(0.5,))["params"]["fc1"][0])
