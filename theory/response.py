@@ -52,7 +52,7 @@ def schedule_step(acc, rho, t: int, beta2: float = BETA2):
     """One step of Adam's scalar schedule: ``acc ← β2 acc + (1−β2) ρ``; returns ``(acc, scale)`` with
     ``scale = 1/√(acc / (1 − β2^t) / ρ_1)`` -- here ``ρ_1 = 1`` by definition of ρ.
 
-    Works on floats, numpy arrays and torch tensors alike (the engine calls it on tensors)."""
+    Only arithmetic, so it works on floats and arrays alike."""
     acc = beta2 * acc + (1.0 - beta2) * rho
     return acc, (acc / (1.0 - beta2 ** t)) ** -0.5
 
@@ -120,7 +120,7 @@ def _gridded_response(lam, f, steps, lr, beta1, schedule, beta2, n):
     energy = np.bincount(idx, weights=f * f, minlength=nodes.size)
     # unit forcing per node: g_t = u_t(λ), w_T = −ψ_T(λ); the schedule from the binned energy
     e1 = float(energy.sum())
-    u, w, mu, acc = np.ones_like(nodes), np.zeros_like(nodes), np.zeros_like(nodes), 0.0
+    w, mu, acc = np.zeros_like(nodes), np.zeros_like(nodes), 0.0
     for t in range(1, steps + 1):
         g = nodes * w + 1.0
         eta = lr

@@ -38,9 +38,11 @@ def _np(t):
 
 
 def fraction(num: np.ndarray, den: np.ndarray) -> float:
-    """``⟨num, den⟩ / ‖den‖²`` (Frobenius): the transfer fraction of a change ``num`` along ``den``."""
-    d = float(np.sum(den * den))
-    return float(np.sum(num * den) / d) if d > 0 else float("nan")
+    """``⟨num, den⟩ / ‖den‖²`` (Frobenius): the transfer fraction of a change ``num`` along ``den``
+    (the projection coefficient of ``theory.first_order_share``)."""
+    from limen import theory
+
+    return theory.first_order_share(num, den)
 
 
 def gap(a: np.ndarray, b: np.ndarray) -> float:

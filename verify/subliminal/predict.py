@@ -52,8 +52,8 @@ def target_kind(pre: PreRunModels) -> str:
                    and all(src_s[n] == src_t[n] != "random" for n in body))
     if not shared_body:
         return "function"
-    heads_agree = all(src_s[h] == src_t[h] != "random" for h in ("aux_head",))
-    return "reachable" if heads_agree and not _perturbed(c, "aux_head") else "mismatched-head"
+    same_head = src_s["aux_head"] == src_t["aux_head"] != "random" and not _perturbed(c, "aux_head")
+    return "reachable" if same_head else "mismatched-head"
 
 
 def _perturbed(cfg: RunConfig, layer: str) -> bool:
