@@ -29,9 +29,16 @@ def _aux(spec, params, x):
 
 
 def _jvp(spec, params, delta, x):
+    """``(z(θ), J(θ) δ)`` of the network's aux logits by autograd's double-backward JVP."""
     names = list(delta)
-    f = lambda *ts: _aux(spec, {**params, **dict(zip(names, ts))}, x)  # noqa: E731
-    return torch.func.jvp(f, tuple(params[n] for n in names), tuple(delta[n] for n in names))
+
+    def f(*flat):
+        moved = {n: (flat[2 * i], flat[2 * i + 1]) for i, n in enumerate(names)}
+        return _aux(spec, {**params, **moved}, x)
+
+    flat_p = tuple(t for n in names for t in params[n])
+    flat_d = tuple(t for n in names for t in delta[n])
+    return torch.autograd.functional.jvp(f, flat_p, flat_d)
 
 
 def test_linear_model_is_the_first_order_expansion(runs):
