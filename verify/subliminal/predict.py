@@ -16,7 +16,9 @@ parameters), the noise law and the optimiser settings -- this module computes th
    (output side, estimated with random output combinations) and ``S = E ã ãᵀ`` (input side; the first layer's is
    the noise law's exact second moment for uniform and normal noise).
 3. **Adam's preconditioner**: the second moment of the batch gradient at the training batch size at θ_S0,
-   fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``).
+   fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``), one per
+   layer, since each layer's second moment decays with its own gradient energy. Units or inputs that get no
+   gradient on the noise do not move (Adam gives them none).
 4. ``theory.kronecker_response`` gives every layer's displacement; the predicted student is ``θ_S0 + Δθ``.
 
 Only MLP bodies (``arch="mlp"``) are supported. A prediction receives the run's pre-run view
@@ -291,8 +293,10 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         active.append((rows, cols))
     steps = cfg.student_epochs * cfg.student_steps_per_epoch
     moves = []
-    for (rows, cols), dw in zip(active, theory.kronecker_response(layers, steps, cfg.student_lr,
-                                                                  theory.response.BETA1, schedule=True, grid=GRID)):
+    for (rows, cols), entry in zip(active, layers):
+        # each layer's Adam scale follows its own gradient energy: one self-consistent step schedule per layer
+        dw = theory.kronecker_response([entry], steps, cfg.student_lr, theory.response.BETA1, schedule=True,
+                                       grid=GRID)[0]
         full = np.zeros((rows.size, cols.size))
         full[np.ix_(rows, cols)] = dw
         moves.append(full)
