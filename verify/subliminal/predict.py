@@ -274,6 +274,11 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
         # a unit (row) or input (column) with no gradient on the noise gets none from Adam either (m = v = 0):
         # it stays where it is, and the response is solved on the layer's active block
         rows, cols = root_v.sum(1) > 0, root_v.sum(0) > 0
+        names.append(n)
+        active.append((rows, cols))
+        if not rows.any():
+            layers.append(None)   # no gradient at all: the layer does not move
+            continue
         p, q = theory.kronecker_diagonal(root_v[rows][:, cols])
         entry = {"A": A, "S": S, "p": p, "q": q}
         if kind == "reachable" or (kind == "mismatched-head" and n == "aux_head"):
@@ -288,17 +293,15 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
             entry["gradient"] = torch.cat([grad0[n][0], grad0[n][1][:, None]], 1).cpu().numpy()
         sub = {"A": np.ix_(rows, rows), "S": np.ix_(cols, cols), "target": np.ix_(rows, cols),
                "gradient": np.ix_(rows, cols)}
-        layers.append({k: (x[sub[k]] if k in sub else x) for k, x in entry.items()})
-        names.append(n)
-        active.append((rows, cols))
+        layers.append({k: (val[sub[k]] if k in sub else val) for k, val in entry.items()})
     steps = cfg.student_epochs * cfg.student_steps_per_epoch
     moves = []
     for (rows, cols), entry in zip(active, layers):
-        # each layer's Adam scale follows its own gradient energy: one self-consistent step schedule per layer
-        dw = theory.kronecker_response([entry], steps, cfg.student_lr, theory.response.BETA1, schedule=True,
-                                       grid=GRID)[0]
         full = np.zeros((rows.size, cols.size))
-        full[np.ix_(rows, cols)] = dw
+        if entry is not None:
+            # each layer's Adam scale follows its own gradient energy: one self-consistent step schedule per layer
+            full[np.ix_(rows, cols)] = theory.kronecker_response([entry], steps, cfg.student_lr, theory.response.BETA1,
+                                                                 schedule=True, grid=GRID)[0]
         moves.append(full)
     params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
     for n, dw in zip(names, moves):

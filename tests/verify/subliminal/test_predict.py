@@ -170,3 +170,13 @@ def test_a_unit_without_gradient_does_not_move(runs):
     assert torch.equal(out["fc1"][0][0], s0["fc1"][0][0]) and out["fc1"][1][0] == s0["fc1"][1][0]
     assert torch.equal(out["fc2"][0][:, 0], s0["fc2"][0][:, 0])
     assert not torch.equal(out["fc1"][0][1], s0["fc1"][0][1])
+
+
+def test_a_layer_without_gradient_does_not_move(runs):
+    models, data = runs
+    pre = models[0].pre_run()
+    s0 = {k: (w.clone(), b.clone()) for k, (w, b) in pre.student_init.items()}
+    s0["fc1"][1][:] = -1e3  # every fc1 unit is off on every input: fc1 gets no gradient, fc2 only through its bias
+    out = P.predict(dataclasses.replace(pre, student_init=s0), data)["params"]
+    assert torch.equal(out["fc1"][0], s0["fc1"][0]) and torch.equal(out["fc2"][0], s0["fc2"][0])
+    assert all(torch.isfinite(w).all() and torch.isfinite(b).all() for w, b in out.values())
