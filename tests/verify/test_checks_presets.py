@@ -128,3 +128,12 @@ def test_predict_student_structure(reports):
         assert run["target"] == {"shared": "reachable", "random-class-head": "reachable",
                                  "random-aux-head": "mismatched-head"}.get(run["condition"], "function")
         assert run["guaranteed_acc"] <= 1 and (run["target"] != "function" or run["guaranteed_acc"] == 0)
+    # the error decomposition: student vs the exact linearised student, and it vs the response, run by run
+    rows = {r["quantity"]: r for r in s["rows"]}
+    lin = rows["all runs: mean |student − exact linearised student| accuracy"]["measured"]
+    opt = rows["all runs: mean |exact linearised student − linear response| accuracy"]["measured"]
+    runs = [r for r in s["series"]["runs"] if r["linearised"] is not None]
+    assert runs and all(0 <= r["linearised"] <= 1 for r in runs) and {r["seed"] for r in runs} <= {0, 1}
+    assert lin["mean"] == pytest.approx(sum(abs(r["student"] - r["linearised"]) for r in runs) / len(runs), abs=1e-12)
+    assert opt["mean"] == pytest.approx(sum(abs(r["linearised"] - r["linear_response"]) for r in runs) / len(runs),
+                                        abs=1e-12)

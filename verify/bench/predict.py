@@ -6,8 +6,9 @@ initialisation, m = 10; ``--quick``: the checks' quick sizes) it times
 * **training**: the whole run through the engine with a fresh teacher cache (teacher, student,
   evaluation), and the student's share of it (the distillation phase the prediction stands in for);
 * **prediction**: ``limen.verify.subliminal.predict.predict`` on the run's pre-run view (initial student,
-  trained teacher, noise law, Adam's settings), median over ``--repeats``; and the eNTK baseline
-  (the same response with the function target) for comparison.
+  trained teacher, noise law, Adam's settings), median over ``--repeats``; the eNTK baseline
+  (the same response with the function target) and the exact linearised student (the response's linear
+  model trained by Adam, ``limen.verify.subliminal.linear_student``; timed once) for comparison.
 
 Target: the prediction costs at most 10 % of the student's training (and so of the whole run).
 Prints a table and writes JSON (``--out``).
@@ -33,6 +34,7 @@ def run_bench(data: str = "digits", *, data_dir: str | None = None, device: str 
     from limen.verify.subliminal import RunConfig, train_group
     from limen.verify.checks import protocol
     from limen.verify.subliminal.engine import TeacherCache, get_data
+    from limen.verify.subliminal.linear_student import linearised_student
     from limen.verify.subliminal.predict import predict
 
     dev = resolve_device(device)
@@ -59,13 +61,19 @@ def run_bench(data: str = "digits", *, data_dir: str | None = None, device: str 
 
     pred_s, pred_all = timed("auto")
     entk_s, entk_all = timed("function")
+    synchronize(dev)
+    t = time.perf_counter()
+    linearised_student(pre, data_set, device=dev)
+    synchronize(dev)
+    linearised_s = time.perf_counter() - t
     ratio_student, ratio_run = pred_s / student_s, pred_s / train_s
     return {
         "config": {k: getattr(cfg, k) for k in ("data", "m", "init", "hidden", "teacher_epochs", "noise_batch",
                                                 "noise_steps", "student_epochs")},
         "device": str(dev), "device_name": device_name(dev), "threads": torch.get_num_threads(),
         "train_run_s": train_s, "train_student_s": student_s, "predict_s": pred_s, "predict_all_s": pred_all,
-        "entk_s": entk_s, "entk_all_s": entk_all, "ratio_to_student": ratio_student, "ratio_to_run": ratio_run,
+        "entk_s": entk_s, "entk_all_s": entk_all, "linearised_s": linearised_s,
+        "linearised_ratio_to_student": linearised_s / student_s, "ratio_to_student": ratio_student, "ratio_to_run": ratio_run,
         "targets": [{"name": "prediction / student training", "measured": ratio_student, "bound": f"≤ {RATIO_TARGET}",
                      "pass": ratio_student <= RATIO_TARGET}],
         "run_info": run_info(dev),
@@ -81,11 +89,11 @@ def print_report(report: dict, console=None) -> None:
     t = Table(title=f"limen bench predict — {report['device_name']} ({report['device']}, {report['threads']} threads), "
                     f"{c['data']}, hidden {tuple(c['hidden'])}, m = {c['m']}, init {c['init']}")
     for col in ("whole run", "student training", "prediction", "eNTK baseline", "prediction / student",
-                "prediction / run"):
+                "prediction / run", "exact linearised student / student"):
         t.add_column(col, justify="right")
     t.add_row(f"{report['train_run_s']:.2f} s", f"{report['train_student_s']:.2f} s", f"{report['predict_s']:.3f} s",
               f"{report['entk_s']:.3f} s", f"{100 * report['ratio_to_student']:.1f} %",
-              f"{100 * report['ratio_to_run']:.1f} %")
+              f"{100 * report['ratio_to_run']:.1f} %", f"{100 * report['linearised_ratio_to_student']:.0f} %")
     console.print(t)
     console.print("prediction: Kronecker-factored linear response from the pre-run view (median of the repeats); "
                   "training: the same run through the engine with a fresh teacher cache, one member.")

@@ -3,9 +3,11 @@
 Prediction (theory ``preconditioned-response``, ``kronecker-response``; :mod:`limen.verify.subliminal.predict`):
 before the student trains, from its initial network, the trained teacher, the noise law and Adam's settings,
 the student's parameters after T Adam steps are predicted as ``θ_S0 + D^{1/2}[I − u_T(M)]D^{-1/2}Δ*`` and
-evaluated through the real network. Beside it, two older predictions of the same runs are shown: the
-free-feature oracle ``C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S`` (engine metric ``oracle_acc``) and the linearised
-(eNTK) student, the same response with the function target on every run.
+evaluated through the real network. Beside it: the exact linearised student (the same linear model trained by
+Adam itself, :mod:`limen.verify.subliminal.linear_student`; student vs it is the error of linearising, it vs the
+response the error of the optimiser model), and two older predictions of the same runs: the free-feature oracle
+``C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S`` (engine metric ``oracle_acc``) and the linearised (eNTK) student, the same
+response with the function target on every run.
 
 Experiment: the six initialisation conditions × an m-grid (quick: 1, d/16, d/4, d; full: 1, 3, 10, 25, 50,
 100, d) × seeds; the runs of ``init-controls`` are shared when both checks write into one ``--out``.
@@ -38,7 +40,10 @@ MIN_CORR = 0.9
 CERT_K = 0.16
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 FIELD = "predict"
-PREDICTORS = {"linear_response": "linear response", "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
+LIN_FIELD = "linearised"
+LIN_QUICK_SEEDS = 2   # seeds with the exact linearised student under --quick (it costs one training each)
+PREDICTORS = {"linear_response": "linear response", "linearised": "exact linearised student",
+              "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
 
 
 def m_grid(ctx) -> tuple[int, ...]:
@@ -63,6 +68,41 @@ def _corr(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _logit_views(models, pre, data, predicted: dict) -> dict:
+    """Test-set class logits of the initial student, the teacher and every predicted parameter set (float64),
+    the labels, and the class-logit change of copying the teacher's features into the student's class head."""
+    import torch
+
+    from limen.verify.subliminal import predict as P
+
+    x, spec = data.x_test, models.student_spec
+    with torch.no_grad():
+        hT = pre.forward("teacher", x)[0].double().cpu().numpy()
+        hS0 = pre.forward("student_init", x)[0].double().cpu().numpy()
+    logits = lambda sp, p: P.class_logits(sp, p, x).double().cpu().numpy()  # noqa: E731
+    return {"y0": logits(spec, pre.student_init), "yT": logits(models.teacher_spec, pre.teacher),
+            "pred": {k: logits(spec, p) for k, p in predicted.items()}, "labels": data.y_test.cpu().numpy(),
+            "ideal": (hT - hS0) @ pre.student_init["class_head"][0].double().cpu().numpy().T}
+
+
+def _scores(v: dict) -> dict:
+    """Accuracy, transfer fraction and remaining logit gap of every prediction in ``v`` (:func:`_logit_views`)."""
+    from .measure import fraction, gap
+
+    y0, yT, lab = v["y0"], v["yT"], v["labels"]
+    return {"acc": {k: float(np.mean(y.argmax(1) == lab)) for k, y in v["pred"].items()},
+            "transfer_fraction": {k: fraction(y - y0, v["ideal"]) for k, y in v["pred"].items()},
+            "remaining_gap": {k: gap(y - yT, y0 - yT) for k, y in v["pred"].items()}}
+
+
+def _student_corr(models, data, v: dict) -> dict:
+    """Per-example correlation of each predicted class-logit change with the trained student's (read only here)."""
+    from limen.verify.subliminal import predict as P
+
+    yS = P.class_logits(models.student_spec, models.student, data.x_test).double().cpu().numpy()
+    return {k: _corr(y - v["y0"], yS - v["y0"]) for k, y in v["pred"].items()}, yS
+
+
 def measure(models, data) -> dict:
     """Predictions of one run, each computed from its pre-run view only, and how they compare with its student.
 
@@ -72,12 +112,8 @@ def measure(models, data) -> dict:
     failure bound (guaranteed accuracy, certified examples the student gets wrong); the teacher's first-order
     share; the prediction's wall time.
     """
-    import torch
-
     from limen import theory
     from limen.verify.subliminal import predict as P
-
-    from .measure import fraction, gap
 
     pre = models.pre_run()  # the prediction sees no trained student
     dev = data.x_test.device
@@ -86,36 +122,38 @@ def measure(models, data) -> dict:
     t1 = time.perf_counter()
     entk = P.predict(pre, data, target="function", device=dev)
     t2 = time.perf_counter()
-    x, labels = data.x_test, data.y_test
-    spec = models.student_spec
-    y0, yP, yE = (P.class_logits(spec, p, x).double().cpu().numpy() for p in
-                  (pre.student_init, lr_pred["params"], entk["params"]))
-    yT = P.class_logits(models.teacher_spec, pre.teacher, x).double().cpu().numpy()
-    with torch.no_grad():
-        hT = pre.forward("teacher", x)[0].double().cpu().numpy()
-        hS0 = pre.forward("student_init", x)[0].double().cpu().numpy()
-    ideal = (hT - hS0) @ pre.student_init["class_head"][0].double().cpu().numpy().T  # copying the teacher's features
-    lab = labels.cpu().numpy()
-    acc = lambda y: float(np.mean(y.argmax(1) == lab))  # noqa: E731
-    out = {
-        "target": lr_pred["target"],
-        "acc": {"linear_response": acc(yP), "entk": acc(yE)},
-        "transfer_fraction": {"linear_response": fraction(yP - y0, ideal), "entk": fraction(yE - y0, ideal)},
-        "remaining_gap": {"linear_response": gap(yP - yT, y0 - yT), "entk": gap(yE - yT, y0 - yT)},
-        "seconds": {"linear_response": t1 - t0, "entk": t2 - t1},
-        "bound": {"k": None, "guaranteed_acc": 0.0},   # no guarantee without a shared body
-    }
+    v = _logit_views(models, pre, data, {"linear_response": lr_pred["params"], "entk": entk["params"]})
+    y0, yP, yE, lab = v["y0"], v["pred"]["linear_response"], v["pred"]["entk"], v["labels"]
+    out = {"target": lr_pred["target"], **_scores(v),
+           "seconds": {"linear_response": t1 - t0, "entk": t2 - t1},
+           "bound": {"k": None, "guaranteed_acc": 0.0}}   # no guarantee without a shared body
     if lr_pred["target"] != "function":
         scale = np.abs(yP - y0).max(1) + np.abs(yP - yE).max(1)
         cert = theory.relative_margin_certificate(yP, scale, lab, CERT_K)
         out["bound"] = {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"]}
-        out["teacher_first_order"] = _teacher_first_order(pre, x, theory)
+        out["teacher_first_order"] = _teacher_first_order(pre, data.x_test, theory)
     # -- measured: the trained student, read only now
-    yS = P.class_logits(spec, models.student, x).double().cpu().numpy()
-    out["corr"] = {"linear_response": _corr(yP - y0, yS - y0), "entk": _corr(yE - y0, yS - y0)}
+    out["corr"], yS = _student_corr(models, data, v)
     if out["bound"]["k"] is not None:
         out["bound"]["violations"] = float(np.mean(cert["guaranteed"] & (yP.argmax(1) == lab) & (yS.argmax(1) != lab)))
     return out
+
+
+def measure_linearised(models, data) -> dict:
+    """The exact linearised student of one run (:mod:`limen.verify.subliminal.linear_student`, from its pre-run
+    view) and how it compares with the trained student; stored under ``"linearised"``: target kind, accuracy,
+    transfer fraction, remaining gap, class-logit correlation, wall time."""
+    from limen.verify.subliminal.linear_student import linearised_student
+
+    pre = models.pre_run()
+    t0 = time.perf_counter()
+    lin = linearised_student(pre, data, device=data.x_test.device)
+    seconds = time.perf_counter() - t0
+    v = _logit_views(models, pre, data, {"linearised": lin["params"]})
+    scores = {k: d["linearised"] for k, d in _scores(v).items()}
+    corr, _ = _student_corr(models, data, v)
+    return {"target": lin["target"], **scores, "corr": corr["linearised"], "seconds": seconds,
+            "loss_last": lin["loss_last"]}
 
 
 def _teacher_first_order(pre, x, theory) -> dict:
@@ -145,11 +183,20 @@ def response_measure():
                    sources=(__name__, "limen.verify.subliminal.predict", *MEASURE_SOURCES))
 
 
-def table(labelled, records, path) -> dict:
-    """{condition: {m: {seed: value}}} of ``record[FIELD]`` at ``path`` (e.g. ("acc", "linear_response"))."""
+def linearised_measure():
+    """The exact linearised student as a named, versioned measurement (``predict-student`` only: it trains)."""
+    from limen.verify.road import MEASURE_SOURCES, Measure
+
+    return Measure(LIN_FIELD, f"{__name__}:measure_linearised",
+                   sources=(__name__, "limen.verify.subliminal.predict", "limen.verify.subliminal.linear_student",
+                            *MEASURE_SOURCES))
+
+
+def table(labelled, records, path, field: str = FIELD) -> dict:
+    """{condition: {m: {seed: value}}} of ``record[field]`` at ``path`` (e.g. ("acc", "linear_response"))."""
     out: dict = {}
     for (cond, m, cfg), rec in zip(labelled, records):
-        v = rec[FIELD]
+        v = rec[field]
         for k in path:
             v = v[k]
         out.setdefault(cond, {}).setdefault(m, {})[cfg.seed] = float(v)
@@ -161,44 +208,59 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
+    # the exact linearised student trains: with --quick on the first LIN_QUICK_SEEDS seeds only (time budget)
+    n_lin = min(n_seeds, LIN_QUICK_SEEDS) if ctx.quick else n_seeds
+    lin_labelled = [lab for lab in labelled if lab[2].seed < n_lin]
+    lin_recs = engine_runs([c for *_, c in lin_labelled], ctx,
+                           measure=["check", response_measure(), linearised_measure()],
+                           description="predict-student runs with the exact linearised student")
     recs = engine_runs([c for *_, c in labelled], ctx, measure=["check", response_measure()],
                        description="predict-student runs")
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
+            "linearised": table(lin_labelled, lin_recs, ("acc",), LIN_FIELD),
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     corr = table(labelled, recs, ("corr", "linear_response"))
+    corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)
     tf = {"student": init_controls.table(labelled, [{"metrics": r["check"]} for r in recs], "transfer_fraction"),
           "linear_response": table(labelled, recs, ("transfer_fraction", "linear_response"))}
     targets = {(c, m): rec[FIELD]["target"] for (c, m, _), rec in zip(labelled, recs)}
-    rows, errors, scatter = [], {k: [] for k in pred}, []
+    rows, errors, scatter, optimiser = [], {k: [] for k in pred}, [], []
     for cond, by_m in student.items():
         for m, by_seed in by_m.items():
             seeds = sorted(by_seed)
             diff = [by_seed[s] - pred["linear_response"][cond][m][s] for s in seeds]
+            lin = pred["linearised"][cond][m]
             for k in pred:
-                errors[k] += [abs(by_seed[s] - pred[k][cond][m][s]) for s in seeds]
+                errors[k] += [abs(by_seed[s] - pred[k][cond][m][s]) for s in seeds if s in pred[k][cond][m]]
+            optimiser += [abs(lin[s] - pred["linear_response"][cond][m][s]) for s in seeds if s in lin]
             scatter += [(cond, pred["linear_response"][cond][m][s], by_seed[s]) for s in seeds]
-            side = ", ".join(f"{PREDICTORS[k]} {np.mean([pred[k][cond][m][s] for s in seeds]):.3f}"
-                             for k in ("oracle", "entk"))
+            side = ", ".join(f"{PREDICTORS[k]} {np.mean(list(pred[k][cond][m].values())):.3f}"
+                             for k in ("linearised", "oracle", "entk"))
             rows.append(within(f"{cond}, m = {m}: student − predicted accuracy "
                                f"(predicted {np.mean([pred['linear_response'][cond][m][s] for s in seeds]):.3f})",
                                0.0, mean_ci(diff), TOL, detail=f"target {targets[(cond, m)]}; {side}"))
             cs = [corr[cond][m][s] for s in seeds]
+            lin_corr = f"exact linearised student {np.mean(list(corr_lin[cond][m].values())):.2f}"
             if cond == "shared":
                 rows.append(at_least(f"{cond}, m = {m}: class-logit change correlation, predicted vs measured",
-                                     MIN_CORR, mean_ci(cs), tol_text=f"≥ {MIN_CORR}"))
+                                     MIN_CORR, mean_ci(cs), tol_text=f"≥ {MIN_CORR}", detail=lin_corr))
                 rows.append(within(f"{cond}, m = {m}: transfer fraction f, measured − predicted", 0.0,
                                    mean_ci([tf["student"][cond][m][s] - tf["linear_response"][cond][m][s]
                                             for s in seeds]), TOL,
                                    detail=f"predicted {np.mean([tf['linear_response'][cond][m][s] for s in seeds]):.3f}"))
             else:
-                rows.append(info(f"{cond}, m = {m}: class-logit change correlation, predicted vs measured", mean_ci(cs)))
+                rows.append(info(f"{cond}, m = {m}: class-logit change correlation, predicted vs measured", mean_ci(cs),
+                                 detail=lin_corr))
     for k, label in PREDICTORS.items():
         row = at_most(f"all runs: mean |student − {label}| accuracy", TOL, mean_ci(errors[k]), predicted="0",
                       tol_text=f"≤ {TOL}", detail="pooled over conditions, m and seeds (not independent across m)")
-        rows.append(row if k == "linear_response" else info(row.quantity, row.measured, predicted="0",
-                                                            detail="an earlier model, shown for comparison"))
+        why = {"linearised": f"the linear model itself, trained by Adam (as costly as the student; seeds < {n_lin}): "
+                             "the error of linearising"}.get(k, "an earlier model, shown for comparison")
+        rows.append(row if k == "linear_response" else info(row.quantity, row.measured, predicted="0", detail=why))
+    rows.append(info("all runs: mean |exact linearised student − linear response| accuracy", mean_ci(optimiser),
+                     predicted="0", detail="the error of modelling Adam as a frozen Kronecker-factored preconditioner"))
     shared_corr = [v for by_m in corr["shared"].values() for v in by_m.values()]
     rows.append(at_least("shared: class-logit change correlation, all runs (worst run)", MIN_CORR,
                          worst(shared_corr, "min"), tol_text=f"≥ {MIN_CORR} on every run"))
@@ -237,12 +299,17 @@ def run(ctx: CheckContext) -> CheckResult:
         notes=["Predictions use only the run's pre-run view (initial student, trained teacher, noise law, optimiser "
                "settings); the trained student is read only to measure.",
                "target: reachable (shared body and heads), mismatched-head (shared body, another aux head), function (a "
-               "random body layer: the linearised student)."],
+               "random body layer: the linearised student).",
+               "exact linearised student: the response's own linear model trained by Adam itself (it costs about one "
+               "student's training); student vs it is the error of linearising, it vs the response the error of the "
+               "optimiser model."],
         plots=[fig, fig2],
         series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],
                           **rec[FIELD]["acc"],
                           "oracle": rec["metrics"]["oracle_acc"], "target": rec[FIELD]["target"],
                           "corr": rec[FIELD]["corr"]["linear_response"],
+                          "linearised": pred["linearised"][c][m].get(cfg.seed),
+                          "corr_linearised": corr_lin[c][m].get(cfg.seed),
                           "guaranteed_acc": rec[FIELD]["bound"]["guaranteed_acc"]}
                          for (c, m, cfg), rec in zip(labelled, recs)]},
     )

@@ -16,7 +16,9 @@ parameters), the noise law and the optimiser settings -- this module computes th
    (output side, estimated with random output combinations) and ``S = E ã ãᵀ`` (input side; the first layer's is
    the noise law's exact second moment for uniform and normal noise).
 3. **Adam's preconditioner**: the second moment of the batch gradient at the training batch size at θ_S0,
-   fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``).
+   fitted per layer by ``√v ≈ p qᵀ``; the step schedule is Adam's own (``theory.mode_response``), one per
+   layer, since each layer's second moment decays with its own gradient energy. Units or inputs that get no
+   gradient on the noise do not move (Adam gives them none).
 4. ``theory.kronecker_response`` gives every layer's displacement; the predicted student is ``θ_S0 + Δθ``.
 
 Only MLP bodies (``arch="mlp"``) are supported. A prediction receives the run's pre-run view
@@ -110,6 +112,32 @@ def backward(layers, A, r, acts, masks):
     return grads[::-1]
 
 
+def teacher_displacement(pre: PreRunModels, kind: str, device) -> dict | None:
+    """``θ_T − θ_S0`` per body layer and aux head for the parameter targets (``None`` for ``function``)."""
+    if kind == "function":
+        return None
+    s0, t1 = pre.student_init, pre.teacher
+    f = lambda t: t.to(device, torch.float32)  # noqa: E731
+    return {n: (f(t1[n][0]) - f(s0[n][0]), f(t1[n][1]) - f(s0[n][1]))
+            for n in [lyr.name for lyr in pre.student_spec.body] + ["aux_head"]}
+
+
+def linear_target(pre: PreRunModels, kind: str, x, acts, masks, layers, head, delta_T) -> torch.Tensor:
+    """The aux logits the linear model is driven to, at the linearisation point of ``acts``/``masks``:
+    ``z + J Δ*`` (``reachable``); the teacher linearised around the shared initial body, ``(h + J_h ΔW_T) A_Tᵀ + a_T``
+    (``mismatched-head``); the teacher's own logits ``z_T(x)`` (``function``)."""
+    body = [lyr.name for lyr in pre.student_spec.body]
+    h, (A, a) = acts[-1], head
+    t1 = {k: (w.to(x.device, x.dtype), b.to(x.device, x.dtype)) for k, (w, b) in pre.teacher.items()}
+    if kind == "reachable":
+        dA, da = delta_T["aux_head"]
+        return (h + tangent(layers, [delta_T[n] for n in body], acts, masks)) @ A.T + a + h @ dA.T + da
+    if kind == "mismatched-head":
+        At, at = t1["aux_head"]
+        return (h + tangent(layers, [delta_T[n] for n in body], acts, masks)) @ At.T + at
+    return nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
+
+
 def _noise(cfg: RunConfig, n: int, gen, shape, device, normalization):
     norm = tuple(normalization) if cfg.normalize_noise else None
     return draw(cfg.noise, [gen], n, shape, device, cfg.perlin_res, norm)[0].reshape(n, -1)
@@ -159,22 +187,15 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
     gen = nets.generator(derived_seed(cfg.seed, "predict_noise"), dev)
     L0 = body_layers(s0, spec)
     A0, a0 = s0["aux_head"]
-    At, at = t1["aux_head"]
-    delta_T = ({n: (t1[n][0] - s0[n][0], t1[n][1] - s0[n][1]) for n in body + ["aux_head"]}
-               if kind in ("reachable", "mismatched-head") else None)
+    At = t1["aux_head"][0]
+    delta_T = teacher_displacement(pre, kind, dev)
 
     def residual(x, acts, masks, L, A, a):
         """The linear model's aux residual at the linearisation point of ``acts`` (times 2/(B m): the gradient)."""
-        h = acts[-1]
-        if kind == "reachable":
-            jt = tangent(L, [delta_T[n] for n in body], acts, masks)
+        if kind == "reachable":  # exactly −J Δ*, without the cancellation of z − (z + J Δ*)
             dA, da = delta_T["aux_head"]
-            return -(jt @ A.T + h @ dA.T + da)
-        if kind == "mismatched-head":  # the teacher's linearised logits (its initial body is the student's)
-            zt = (h + tangent(L, [delta_T[n] for n in body], acts, masks)) @ At.T + at
-        else:
-            zt = nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
-        return h @ A.T + a - zt
+            return -(tangent(L, [delta_T[n] for n in body], acts, masks) @ A.T + acts[-1] @ dA.T + da)
+        return acts[-1] @ A.T + a - linear_target(pre, kind, x, acts, masks, L, (A, a), delta_T)
 
     # linearisation points: θ_S0, or (reachable target) points θ_S0 + sΔ* on the way to the teacher, averaged
     points = tuple(path) if kind == "reachable" else (0.0,)
@@ -245,11 +266,20 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
                 if n in trained:
                     for mi, gi in zip(grad0[n], gs):
                         mi += gi.double() / moment_batches
-    layers, names = [], []
+    layers, names, active = [], [], []
     for n in trained:
         A = (A_f[n] / factor_samples * (2.0 / m)).cpu().numpy() if n != "aux_head" else (2.0 / m) * np.eye(m)
         S = (S_f[n] / factor_samples).cpu().numpy() if n in S_f else exact_first
-        p, q = theory.kronecker_diagonal(torch.cat([v[n][0], v[n][1][:, None]], 1).sqrt().cpu().numpy())
+        root_v = torch.cat([v[n][0], v[n][1][:, None]], 1).sqrt().cpu().numpy()
+        # a unit (row) or input (column) with no gradient on the noise gets none from Adam either (m = v = 0):
+        # it stays where it is, and the response is solved on the layer's active block
+        rows, cols = root_v.sum(1) > 0, root_v.sum(0) > 0
+        names.append(n)
+        active.append((rows, cols))
+        if not rows.any():
+            layers.append(None)   # no gradient at all: the layer does not move
+            continue
+        p, q = theory.kronecker_diagonal(root_v[rows][:, cols])
         entry = {"A": A, "S": S, "p": p, "q": q}
         if kind == "reachable" or (kind == "mismatched-head" and n == "aux_head"):
             entry["target"] = torch.cat([delta_T[n][0], delta_T[n][1][:, None]], 1).double().cpu().numpy()
@@ -261,10 +291,18 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
             entry["target"] = head_target.cpu().numpy()
         else:
             entry["gradient"] = torch.cat([grad0[n][0], grad0[n][1][:, None]], 1).cpu().numpy()
-        layers.append(entry)
-        names.append(n)
+        sub = {"A": np.ix_(rows, rows), "S": np.ix_(cols, cols), "target": np.ix_(rows, cols),
+               "gradient": np.ix_(rows, cols)}
+        layers.append({k: (val[sub[k]] if k in sub else val) for k, val in entry.items()})
     steps = cfg.student_epochs * cfg.student_steps_per_epoch
-    moves = theory.kronecker_response(layers, steps, cfg.student_lr, theory.response.BETA1, schedule=True, grid=GRID)
+    moves = []
+    for (rows, cols), entry in zip(active, layers):
+        full = np.zeros((rows.size, cols.size))
+        if entry is not None:
+            # each layer's Adam scale follows its own gradient energy: one self-consistent step schedule per layer
+            full[np.ix_(rows, cols)] = theory.kronecker_response([entry], steps, cfg.student_lr, theory.response.BETA1,
+                                                                 schedule=True, grid=GRID)[0]
+        moves.append(full)
     params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
     for n, dw in zip(names, moves):
         dw = torch.as_tensor(dw, dtype=torch.float32, device=dev)

@@ -35,7 +35,7 @@ def test_tangent_is_the_jacobian_vector_product():
     flat = [t for wb in layers for t in wb]
     tang = [t for wb in deltas for t in wb]
     f = lambda *ps: _body([(ps[i], ps[i + 1]) for i in range(0, len(ps), 2)], x)  # noqa: E731
-    _, jv = torch.func.jvp(f, tuple(flat), tuple(tang))
+    _, jv = torch.autograd.functional.jvp(f, tuple(flat), tuple(tang))
     assert torch.allclose(P.tangent(layers, deltas, acts, masks), jv, atol=1e-12)
 
 
@@ -156,3 +156,27 @@ def test_linearisation_points_along_the_way_to_the_teacher(runs):
     # points matter only when the teacher is reachable; elsewhere the prediction ignores them
     far = models[2].pre_run()
     assert torch.equal(P.predict(far, data)["params"]["fc1"][0], P.predict(far, data, path=(0.5,))["params"]["fc1"][0])
+
+
+def test_a_unit_without_gradient_does_not_move(runs):
+    """A first-layer unit that is never active on the noise gets no gradient, so Adam (m = v = 0) leaves its
+    weights, and the second layer's weights that read it, where they are."""
+    models, data = runs
+    pre = models[0].pre_run()
+    s0 = {k: (w.clone(), b.clone()) for k, (w, b) in pre.student_init.items()}
+    s0["fc1"][1][0] = -1e3  # unit 0 of fc1: pre-activation < 0 on every U[−1, 1] input
+    dead = dataclasses.replace(pre, student_init=s0)
+    out = P.predict(dead, data)["params"]
+    assert torch.equal(out["fc1"][0][0], s0["fc1"][0][0]) and out["fc1"][1][0] == s0["fc1"][1][0]
+    assert torch.equal(out["fc2"][0][:, 0], s0["fc2"][0][:, 0])
+    assert not torch.equal(out["fc1"][0][1], s0["fc1"][0][1])
+
+
+def test_a_layer_without_gradient_does_not_move(runs):
+    models, data = runs
+    pre = models[0].pre_run()
+    s0 = {k: (w.clone(), b.clone()) for k, (w, b) in pre.student_init.items()}
+    s0["fc1"][1][:] = -1e3  # every fc1 unit is off on every input: fc1 gets no gradient, fc2 only through its bias
+    out = P.predict(dataclasses.replace(pre, student_init=s0), data)["params"]
+    assert torch.equal(out["fc1"][0], s0["fc1"][0]) and torch.equal(out["fc2"][0], s0["fc2"][0])
+    assert all(torch.isfinite(w).all() and torch.isfinite(b).all() for w, b in out.values())
