@@ -291,16 +291,15 @@ class Road:
             if todo:
                 ex = get_executor(self.executor, **self.executor_options)
                 with progress(todo, self.description, enabled=self.progress) as bar:
-                    self._execute(store, unique, version, ex, bar, plan)
-                plan = self._plan(store, unique, version)
+                    plan = self._execute(store, unique, version, ex, bar, plan)
             return [self._record(store, k, *plan.done[k]) for k in keys]
         finally:
             store.release()
-            store.stop_heartbeat()
             store.export_jsonl(self.folder / self.view / EXPORT_FILE if self.view else None, view=self.view)
             store.close()
 
-    def _execute(self, store: Store, unique: dict, version: str, ex, bar, plan: "_Plan") -> None:
+    def _execute(self, store: Store, unique: dict, version: str, ex, bar, plan: "_Plan") -> "_Plan":
+        """Train and measure what ``plan`` lists until the store has every run; returns the final (empty) plan."""
         item = lambda cfg: f"{config_key(cfg)}:{version}"  # noqa: E731
         fn = self.producer.group_fn(self.measures, self.keep_models)
         shown, granted = "", [0]
@@ -352,6 +351,7 @@ class Road:
             if granted[0] and len(plan.train) + len(plan.measure) >= before:
                 raise RuntimeError(f"{self.producer.name}: runs were trained but their results are not in the store")
             granted[0] = 0
+        return plan
 
     def _record(self, store: Store, key: str, version: str, stale: bool) -> dict:
         wanted = {n: (None if stale else mv) for n, mv in self._mv.items()}

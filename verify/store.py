@@ -201,12 +201,13 @@ class Store:
     def latest(self, view: str | None = None) -> list[dict]:
         """The newest row of every key (of ``view``'s keys, when given), in the order runs were first stored."""
         if view is None:
-            q = "SELECT key, version FROM runs ORDER BY seq"
-            pairs = self._db.execute(q).fetchall()
-            order = list(dict.fromkeys(k for k, _ in pairs))
+            newest: dict[str, str] = {}  # keeps each key where it first appeared, with its last (newest) version
+            for k, v in self._db.execute("SELECT key, version FROM runs ORDER BY seq"):
+                newest[k] = v
+            order = list(newest)
         else:
             order = [k for (k,) in self._db.execute("SELECT key FROM members WHERE view = ? ORDER BY seq", (view,))]
-        newest = {k: v[0] for k, v in self.versions(order).items()}
+            newest = {k: v[0] for k, v in self.versions(order).items()}
         return [r for r in (self.record(k, newest[k]) for k in order if k in newest) if r is not None]
 
     # -- writing ---------------------------------------------------------------

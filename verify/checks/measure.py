@@ -45,6 +45,12 @@ def fraction(num: np.ndarray, den: np.ndarray) -> float:
     return theory.first_order_share(num, den)
 
 
+def copy_change(h_teacher: np.ndarray, h_student0: np.ndarray, class_weight: np.ndarray) -> np.ndarray:
+    """``(h_T − h_S0) C_Sᵀ``: the class-logit change of a student that copies the teacher's features into its own
+    class head (the reference of the transfer fraction)."""
+    return (h_teacher - h_student0) @ class_weight.T
+
+
 def gap(a: np.ndarray, b: np.ndarray) -> float:
     """``‖a‖² / ‖b‖²``: the remaining logit gap (a = y − y_T, b = y_S0 − y_T)."""
     d = float(np.sum(b * b))
@@ -71,7 +77,7 @@ def run_measures(models, data) -> dict:
     t64 = lambda a: torch.from_numpy(a)[None]  # noqa: E731 - one run as a batch of one, float64
     h_or = oracle_features(t64(hS0), t64(hT @ A_T.T + a_T), t64(hS0 @ A_S.T + a_S), pinv_full_rank(t64(A_S)))[0].numpy()
     y_or = h_or @ C_S.T + c_S
-    target = (hT - hS0) @ C_S.T
+    target = copy_change(hT, hS0, C_S)
 
     B = np.asarray(theory.logit_error_bound(hS0, hT, C_S, A_S, C_T, A_T, a_S, a_T, c_S, c_T), dtype=float)
     err = np.abs(yS - yT).max(axis=1)

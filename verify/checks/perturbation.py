@@ -57,6 +57,7 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
     n_seeds = ctx.n_seeds(full=10, quick=4)
     d, K = protocol.width(ctx), protocol.n_classes(ctx)
     chance = 1.0 / K
+    half = lambda curve: 0.5 * (curve[0] + chance)  # noqa: E731 - half-way from σ = 0 to chance
     sigmas = sigma_grid(ctx)
     labelled = [(sig, RunConfig(seed=s, **protocol.base(
         ctx, m=M, perturb=(f"student:{head},std={sig!r},timing=before_student_training",))))
@@ -84,14 +85,14 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
                            mean_ci((acc - resp).mean(axis=1)), CURVE_TOL,
                            detail="theory preconditioned-response and cross-head-target (the perturbed aux head, target mismatched-head)"))
         mean_resp = resp.mean(0)
-        resp_mid = float(crossing(sigmas, mean_resp, 0.5 * (mean_resp[0] + chance), direction="down"))
+        resp_mid = float(crossing(sigmas, mean_resp, half(mean_resp), direction="down"))
         predicted = {"linear response acc(σ) (seed mean)": (sigmas, mean_resp)}
     else:
         stars = np.array([p["sigma_star"] for p in pred])
         pred_acc = np.array([p["predicted_accuracy"] for p in pred])
         # the prediction for σ_mid: the same half-way crossing, of the seed-mean *predicted* curve
         mean_pred = pred_acc.mean(0)
-        sigma_star = float(crossing(sigmas, mean_pred, 0.5 * (mean_pred[0] + chance), direction="down"))
+        sigma_star = float(crossing(sigmas, mean_pred, half(mean_pred), direction="down"))
         star_text = (f"predicted σ_mid: half-way crossing of the seed-mean of acc(σ) = "
                      f"theory.class_perturbation_accuracy(y, h, labels, σ, bias=True), each seed's from its "
                      f"unperturbed student (test logits y, features h), interpolated on the σ grid as the "
@@ -102,7 +103,6 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
                            mean_ci((acc - pred_acc).mean(axis=1)), CURVE_TOL,
                            detail="predicted: theory.class_perturbation_accuracy on each seed's σ = 0 run"))
         predicted = {"predicted acc(σ) (class-perturbation-sigma-critical, seed mean)": (sigmas, mean_pred)}
-    half = lambda curve: 0.5 * (curve[0] + chance)  # noqa: E731
     top = mean_ci(acc[:, 0])
     if top.lo - chance < 0.05 or not math.isfinite(sigma_star):
         rows.insert(0, Row("accuracy midpoint σ_mid", sigma_star, None, f"×/÷ {factor:g}", Verdict.INCONCLUSIVE,

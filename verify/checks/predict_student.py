@@ -75,6 +75,8 @@ def _logit_views(models, pre, data, predicted: dict) -> dict:
 
     from limen.verify.subliminal import predict as P
 
+    from .measure import copy_change
+
     x, spec = data.x_test, models.student_spec
     with torch.no_grad():
         hT = pre.forward("teacher", x)[0].double().cpu().numpy()
@@ -82,7 +84,7 @@ def _logit_views(models, pre, data, predicted: dict) -> dict:
     logits = lambda sp, p: P.class_logits(sp, p, x).double().cpu().numpy()  # noqa: E731
     return {"y0": logits(spec, pre.student_init), "yT": logits(models.teacher_spec, pre.teacher),
             "pred": {k: logits(spec, p) for k, p in predicted.items()}, "labels": data.y_test.cpu().numpy(),
-            "ideal": (hT - hS0) @ pre.student_init["class_head"][0].double().cpu().numpy().T}
+            "ideal": copy_change(hT, hS0, pre.student_init["class_head"][0].double().cpu().numpy())}
 
 
 def _scores(v: dict) -> dict:
@@ -95,8 +97,9 @@ def _scores(v: dict) -> dict:
             "remaining_gap": {k: gap(y - yT, y0 - yT) for k, y in v["pred"].items()}}
 
 
-def _student_corr(models, data, v: dict) -> dict:
-    """Per-example correlation of each predicted class-logit change with the trained student's (read only here)."""
+def _student_corr(models, data, v: dict) -> tuple[dict, np.ndarray]:
+    """Per-example correlation of each predicted class-logit change with the trained student's (read only here),
+    and the student's logits."""
     from limen.verify.subliminal import predict as P
 
     yS = P.class_logits(models.student_spec, models.student, data.x_test).double().cpu().numpy()

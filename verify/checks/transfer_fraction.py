@@ -69,7 +69,7 @@ def run(ctx: CheckContext) -> CheckResult:
                           ("acc", [r["metrics"]["student_final_acc"] for r in by_m[m]]),
                           ("oracle_acc", [r["metrics"]["oracle_acc"] for r in by_m[m]]),
                           ("teacher", [r["metrics"]["teacher_final_acc"] for r in by_m[m]]),
-                          ("response", [r[FIELD]["transfer_fraction"]["linear_response"] for r in by_m[m]]),
+                          ("response", fr),
                           ("response_acc", [r[FIELD]["acc"]["linear_response"] for r in by_m[m]])):
             ci = mean_ci(vals)
             for lst, v in zip(curves[key], (ci.mean, ci.lo, ci.hi)):

@@ -5,7 +5,7 @@ parameters around θ_S0,
 
     z_lin(x; δ) = (h₀(x) + J_h(x) δ_body) A₀ᵀ + a₀ + h₀(x) δAᵀ + δa,
 
-driven to the target of predict's rule (:func:`~.predict.linear_target`: ``z + J Δ*``, the teacher
+driven to the target of predict's rule (``z + J Δ*``, or :func:`~.predict.linear_target`: the teacher
 linearised around the shared body, or the teacher itself). (2) *Optimiser model*: Adam on that linear model is
 a frozen diagonal preconditioner with momentum, in Kronecker-factored form (theory ``kronecker-response``,
 ``stochastic-response-mean``). This module keeps (1) and removes (2): it trains δ with ``torch.optim.Adam``
@@ -17,15 +17,12 @@ this vs the prediction measures the optimiser model's. It trains, so it costs ab
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import nets
 from .config import derived_seed
-from .engine import PreRunModels, RunModels
-from .noise import draw
-from .predict import _mlp_check, body_layers, linear_target, relu_forward, tangent, target_kind, teacher_displacement
+from .engine import PreRunModels
+from .predict import _noise, body_layers, linear_target, relu_forward, resolve_target, tangent, teacher_displacement
 
 
 def linear_aux_logits(layers, head, body_delta, head_delta, acts, masks) -> torch.Tensor:
@@ -37,14 +34,7 @@ def linear_aux_logits(layers, head, body_delta, head_delta, acts, masks) -> torc
 
 def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=None) -> dict:
     """``{"params": θ_S0 + δ_T, "target": kind, "loss_last": final epoch's mean aux loss of the linear model}``."""
-    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
-        raise TypeError("linearised_student takes a run's pre-run view (RunModels.pre_run()), not its trained networks")
-    _mlp_check(pre)
-    kind = target_kind(pre) if target == "auto" else target
-    if kind not in ("reachable", "mismatched-head", "function"):
-        raise ValueError(f"target must be auto, reachable, mismatched-head or function, got {target!r}")
-    if kind != "function" and target_kind(pre) == "function":
-        raise ValueError(f"target {kind!r} needs a student that starts from the teacher's initial body")
+    kind = resolve_target(pre, target, "linearised_student")
     cfg, spec = pre.config, pre.student_spec
     dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
     s0 = {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in pre.student_init.items()}
@@ -57,15 +47,14 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     for t in leaves:
         t.requires_grad_(True)
     opt = torch.optim.Adam(leaves, lr=cfg.student_lr, foreach=True)
-    shape, norm = tuple(data.image_shape), (tuple(data.normalization) if cfg.normalize_noise else None)
+    shape = tuple(data.image_shape)
     gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
-    n_in, B = int(math.prod(shape)), cfg.noise_batch
-    draw_batch = lambda n: draw(cfg.noise, [gen], n, shape, dev, cfg.perlin_res, norm)[0].reshape(n, n_in)  # noqa: E731
-    pool = draw_batch(cfg.noise_pool) if cfg.noise_pool is not None else None
+    B = cfg.noise_batch
+    pool = _noise(cfg, cfg.noise_pool, gen, shape, dev, data.normalization) if cfg.noise_pool is not None else None
     steps, last = cfg.student_steps_per_epoch, torch.zeros((), device=dev, dtype=torch.float64)
     for epoch in range(cfg.student_epochs):
         for step in range(steps):
-            x = draw_batch(B) if pool is None else pool[step * B:(step + 1) * B]
+            x = _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
             with torch.no_grad():
                 acts, masks = relu_forward(L0, x)
                 zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"

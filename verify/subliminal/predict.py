@@ -123,19 +123,32 @@ def teacher_displacement(pre: PreRunModels, kind: str, device) -> dict | None:
 
 
 def linear_target(pre: PreRunModels, kind: str, x, acts, masks, layers, head, delta_T) -> torch.Tensor:
-    """The aux logits the linear model is driven to, at the linearisation point of ``acts``/``masks``:
-    ``z + J Δ*`` (``reachable``); the teacher linearised around the shared initial body, ``(h + J_h ΔW_T) A_Tᵀ + a_T``
-    (``mismatched-head``); the teacher's own logits ``z_T(x)`` (``function``)."""
-    body = [lyr.name for lyr in pre.student_spec.body]
-    h, (A, a) = acts[-1], head
+    """The aux logits the linear model is driven to, at the linearisation point of ``acts``/``masks``, for the
+    targets that are not the student's own parameters: the teacher linearised around the shared initial body,
+    ``(h + J_h ΔW_T) A_Tᵀ + a_T`` (``mismatched-head``), or the teacher's own logits ``z_T(x)`` (``function``).
+    The ``reachable`` residual is ``J (δ − Δ*)``, which callers form directly (no cancellation)."""
     t1 = {k: (w.to(x.device, x.dtype), b.to(x.device, x.dtype)) for k, (w, b) in pre.teacher.items()}
-    if kind == "reachable":
-        dA, da = delta_T["aux_head"]
-        return (h + tangent(layers, [delta_T[n] for n in body], acts, masks)) @ A.T + a + h @ dA.T + da
     if kind == "mismatched-head":
         At, at = t1["aux_head"]
-        return (h + tangent(layers, [delta_T[n] for n in body], acts, masks)) @ At.T + at
-    return nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
+        return (acts[-1] + tangent(layers, [delta_T[lyr.name] for lyr in pre.student_spec.body], acts, masks)) @ At.T + at
+    if kind == "function":
+        return nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
+    raise ValueError(f"linear_target is for the mismatched-head and function targets, got {kind!r}")
+
+
+def resolve_target(pre: PreRunModels, target: str, caller: str) -> str:
+    """The target kind of a request on a run's pre-run view (``target="auto"``: :func:`target_kind`), after refusing
+    a trained ``RunModels``, an unknown target, a body that is not a ReLU MLP and a parameter target for a student
+    whose body was not the teacher's initial one."""
+    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
+        raise TypeError(f"{caller} takes a run's pre-run view (RunModels.pre_run()), not its trained networks")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    _mlp_check(pre)
+    kind = target_kind(pre) if target == "auto" else target
+    if kind != "function" and target_kind(pre) == "function":
+        raise ValueError(f"target {kind!r} needs a student that starts from the teacher's initial body")
+    return kind
 
 
 def _noise(cfg: RunConfig, n: int, gen, shape, device, normalization):
@@ -165,15 +178,8 @@ def predict(pre: PreRunModels, data, *, target: str = "auto", device=None, facto
     """
     from limen import theory
 
-    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
-        raise TypeError("predict takes a run's pre-run view (RunModels.pre_run()), not its trained networks")
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    _mlp_check(pre)
+    kind = resolve_target(pre, target, "predict")
     cfg = pre.config
-    kind = target_kind(pre) if target == "auto" else target
-    if kind in ("reachable", "mismatched-head") and target_kind(pre) == "function":
-        raise ValueError(f"target {kind!r} needs a student that starts from the teacher's initial body")
     dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
     cast = lambda p: {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in p.items()}  # noqa: E731
     s0, t1 = cast(pre.student_init), cast(pre.teacher)

@@ -65,11 +65,14 @@ def test_reachable_target_is_the_student_moved_by_the_teachers_displacement(runs
     x = torch.rand(40, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
     L0 = P.body_layers(pre.student_init, spec)
     acts, masks = P.relu_forward(L0, x)
-    got = P.linear_target(pre, "reachable", x, acts, masks, L0, pre.student_init["aux_head"], dT)
+    body = [lyr.name for lyr in spec.body]
+    got = linear_aux_logits(L0, pre.student_init["aux_head"], [dT[n] for n in body], dT["aux_head"], acts, masks)
     z0, jv = _jvp(spec, pre.student_init, dT, x)
     assert torch.allclose(got, z0 + jv, atol=1e-4)
     fn = P.linear_target(pre, "function", x, acts, masks, L0, pre.student_init["aux_head"], None)
     assert torch.allclose(fn, _aux(pre.teacher_spec, pre.teacher, x), atol=1e-5)
+    with pytest.raises(ValueError, match="mismatched-head and function"):
+        P.linear_target(pre, "reachable", x, acts, masks, L0, pre.student_init["aux_head"], dT)
 
 
 def test_a_student_at_its_target_does_not_move(runs):
