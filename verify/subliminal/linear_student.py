@@ -13,16 +13,31 @@ a frozen diagonal preconditioner with momentum, in Kronecker-factored form (theo
 forward-mode tangent at θ_S0 (exact for ReLU off the kinks). Student vs this measures the linearisation's error;
 this vs the prediction measures the optimiser model's. It trains, so it costs about as much as the student
 (a diagnostic, not a prediction within the cost budget); it reads only the pre-run view.
+
+Two options split the optimiser model's error further. ``optimiser="frozen"`` replaces Adam by the response's
+own optimiser model on the exact linear model: momentum descent with the preconditioner ``D = 1/√v`` frozen at
+Adam's second moment at θ_S0 (the training batch size, :data:`~.predict.MOMENT_BATCHES` batches) and one
+step-size schedule for all layers, ``η_t = η (ê_t/ê_1)^{-1/2}`` with ``ê_t`` the bias-corrected β2-average of the
+batch gradient energy ``Σ D g_t²`` (``theory.schedule_step``) -- the preconditioned response with the exact
+Gauss–Newton matrix G in place of its Kronecker factors. ``blocks=[[layer, ...], ...]`` drops the curvature
+between groups of layers: each group's gradient is taken with the other groups' δ at zero,
+``g_k = G_kk δ_k + b_k`` (G block-diagonal over the groups, forcing exact), the coupling the Kronecker model
+leaves out.
 """
 
 from __future__ import annotations
 
 import torch
 
+from limen import theory
+
 from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
-from .predict import _noise, body_layers, linear_target, relu_forward, resolve_target, tangent, teacher_displacement
+from .predict import (MOMENT_BATCHES, _noise, body_layers, linear_target, relu_forward, resolve_target, tangent,
+                      teacher_displacement)
+
+OPTIMISERS = ("adam", "frozen")
 
 
 def linear_aux_logits(layers, head, body_delta, head_delta, acts, masks) -> torch.Tensor:
@@ -32,8 +47,24 @@ def linear_aux_logits(layers, head, body_delta, head_delta, acts, masks) -> torc
     return (h + tangent(layers, body_delta, acts, masks)) @ A.T + a + h @ dA.T + da
 
 
-def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=None) -> dict:
-    """``{"params": θ_S0 + δ_T, "target": kind, "loss_last": final epoch's mean aux loss of the linear model}``."""
+def _groups(blocks, trained: list[str]) -> list[list[str]]:
+    """The layer groups of ``blocks`` (default: one group of every trained layer), validated against ``trained``."""
+    if blocks is None:
+        return [list(trained)]
+    groups = [[str(n) for n in g] for g in blocks]
+    named = [n for g in groups for n in g]
+    if any(not g for g in groups) or sorted(named) != sorted(trained):
+        raise ValueError(f"blocks must split the trained layers {trained} into non-empty groups, each layer once; "
+                         f"got {blocks!r}")
+    return groups
+
+
+def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=None, optimiser: str = "adam",
+                       blocks=None) -> dict:
+    """``{"params": θ_S0 + δ_T, "target": kind, "loss_last": final epoch's mean aux loss of the linear model}``;
+    ``optimiser`` and ``blocks``: see the module docstring."""
+    if optimiser not in OPTIMISERS:
+        raise ValueError(f"optimiser must be one of {', '.join(OPTIMISERS)}, got {optimiser!r}")
     kind = resolve_target(pre, target, "linearised_student")
     cfg, spec = pre.config, pre.student_spec
     dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
@@ -43,32 +74,75 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     delta_T = teacher_displacement(pre, kind, dev)
     flags = cfg.trainable_flags("student")
     delta = {n: (torch.zeros_like(s0[n][0]), torch.zeros_like(s0[n][1])) for n in body + ["aux_head"]}
-    leaves = [t for n, pair in delta.items() if flags.get(n, True) for t in pair]
+    trained = [n for n in delta if flags.get(n, True)]
+    groups = _groups(blocks, trained)
+    leaves = [t for n in trained for t in delta[n]]
     for t in leaves:
         t.requires_grad_(True)
-    opt = torch.optim.Adam(leaves, lr=cfg.student_lr, foreach=True)
+    opt = torch.optim.Adam(leaves, lr=cfg.student_lr, foreach=True) if optimiser == "adam" else None
     shape = tuple(data.image_shape)
     gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
     B = cfg.noise_batch
     pool = _noise(cfg, cfg.noise_pool, gen, shape, dev, data.normalization) if cfg.noise_pool is not None else None
     steps, last = cfg.student_steps_per_epoch, torch.zeros((), device=dev, dtype=torch.float64)
+
+    def batch(step):
+        return _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
+
+    def aux_loss(x, group=None):
+        """The linear model's aux loss on ``x``, with only ``group``'s δ (default: every layer's)."""
+        with torch.no_grad():
+            acts, masks = relu_forward(L0, x)
+            zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"
+                  else linear_target(pre, kind, x, acts, masks, L0, head0, delta_T))
+        # reachable: z_lin(δ) − z_lin(Δ*) = z_lin(δ − Δ*) − z₀, which avoids a cancellation; outside the group the
+        # reachable target sees only the group's part of Δ* (as the Kronecker model), the others the exact forcing
+        d = {n: ((dw - delta_T[n][0], db - delta_T[n][1]) if kind == "reachable" else (dw, db))
+             if group is None or n in group else (torch.zeros_like(dw), torch.zeros_like(db))
+             for n, (dw, db) in delta.items()}
+        return (linear_aux_logits(L0, head0, [d[n] for n in body], d["aux_head"], acts, masks) - zt).pow(2).mean()
+
+    def loss_and_grads(x):
+        """The aux loss on ``x`` and its gradient, group by group (G block-diagonal over the groups)."""
+        if len(groups) == 1:
+            loss = aux_loss(x)
+            return loss.detach(), list(torch.autograd.grad(loss, leaves))
+        grads = {}
+        for group in groups:
+            got = torch.autograd.grad(aux_loss(x, group), [t for n in group for t in delta[n]])
+            grads.update({n: got[2 * i:2 * i + 2] for i, n in enumerate(group)})
+        with torch.no_grad():
+            loss = aux_loss(x)
+        return loss, [g for n in trained for g in grads[n]]
+
+    if optimiser == "frozen":
+        v = [torch.zeros_like(t) for t in leaves]
+        for i in range(MOMENT_BATCHES):   # the batches training sees (fresh noise, or the pool's)
+            for vi, gi in zip(v, loss_and_grads(batch(i % steps))[1]):
+                vi += gi * gi / MOMENT_BATCHES
+        precond = [torch.where(vi > 0, vi.rsqrt(), torch.zeros_like(vi)) for vi in v]   # no gradient: no move
+        mom = [torch.zeros_like(t) for t in leaves]
+        acc, energy_1 = torch.zeros((), device=dev, dtype=torch.float64), None
+    t = 0
     for epoch in range(cfg.student_epochs):
         for step in range(steps):
-            x = _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
+            loss, grads = loss_and_grads(batch(step))
+            t += 1
             with torch.no_grad():
-                acts, masks = relu_forward(L0, x)
-                zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"
-                      else linear_target(pre, kind, x, acts, masks, L0, head0, delta_T))
-            # reachable: z_lin(δ) − z_lin(Δ*) = z_lin(δ − Δ*) − z₀, which avoids a cancellation
-            d = {n: (dw - delta_T[n][0], db - delta_T[n][1]) for n, (dw, db) in delta.items()} if kind == "reachable" \
-                else delta
-            z = linear_aux_logits(L0, head0, [d[n] for n in body], d["aux_head"], acts, masks)
-            loss = (z - zt).pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+                if optimiser == "adam":
+                    for leaf, g in zip(leaves, grads):
+                        leaf.grad = g
+                    opt.step()
+                else:
+                    energy = sum((dm * g * g).sum() for dm, g in zip(precond, grads)).double()
+                    energy_1 = energy if energy_1 is None else energy_1   # tensors: no host sync per step
+                    acc, scale = theory.schedule_step(acc, torch.where(energy_1 > 0, energy / energy_1, 1.0), t)
+                    scale = scale.float()
+                    for leaf, mi, dm, g in zip(leaves, mom, precond, grads):
+                        mi.mul_(theory.response.BETA1).add_(g, alpha=1.0 - theory.response.BETA1)
+                        leaf.sub_(cfg.student_lr * scale * dm * mi / (1.0 - theory.response.BETA1 ** t))
             if epoch == cfg.student_epochs - 1:
-                last += loss.detach().double()
+                last += loss.double()
     params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
     for n, (dw, db) in delta.items():
         params[n] = (params[n][0] + dw.detach(), params[n][1] + db.detach())
