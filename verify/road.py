@@ -295,6 +295,7 @@ class Road:
             return [self._record(store, k, *plan.done[k]) for k in keys]
         finally:
             store.release()
+            store.purge_void()
             store.export_jsonl(self.folder / self.view / EXPORT_FILE if self.view else None, view=self.view)
             store.close()
 

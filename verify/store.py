@@ -287,6 +287,16 @@ class Store:
             else:
                 db.executemany("DELETE FROM claims WHERE item = ? AND owner = ?", [(i, self.owner) for i in items])
 
+    def purge_void(self) -> int:
+        """Delete the leases nobody holds any more -- expired, or of a process of this host that has ended (a
+        process killed between claiming and releasing leaves them behind) -- and return how many went."""
+        now = time.time()
+        with self._tx() as db:
+            void = [(i, o) for i, o, e in db.execute("SELECT item, owner, expires FROM claims")
+                    if e < now or not _alive(o)]
+            db.executemany("DELETE FROM claims WHERE item = ? AND owner = ?", void)
+        return len(void)
+
     def start_heartbeat(self) -> None:
         """Renew this process's leases every ``lease_s / 4`` seconds from a background thread."""
         if self._beat is not None and self._beat.is_alive():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from limen.verify import checks
-from limen.verify.checks import protocol
+from limen.verify.checks import predict_student, protocol
 
 TINY = {"hidden": (16, 16), "student_epochs": 1, "noise_steps": 8, "noise_batch": 200,
         "eval_noise_batches": 1, "eval_noise_batch": 200}
@@ -31,6 +31,7 @@ def reports(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(protocol, "QUICK", TINY)
         mp.setitem(protocol.DIGITS_TEACHER_EPOCHS, "quick", 5)
+        mp.setattr(predict_student, "FROZEN_QUICK_SEEDS", 1)   # full size only by default: exercise it on seed 0
         try:
             rc = main(["check", "all", "--quick", "--seeds", "2", "--device", "cpu", "--out", str(out),
                        "--no-progress"])
@@ -137,3 +138,13 @@ def test_predict_student_structure(reports):
     assert lin["mean"] == pytest.approx(sum(abs(r["student"] - r["linearised"]) for r in runs) / len(runs), abs=1e-12)
     assert opt["mean"] == pytest.approx(sum(abs(r["linearised"] - r["linear_response"]) for r in runs) / len(runs),
                                         abs=1e-12)
+    # and the optimiser model's error split: Adam's adaptivity (linearised − frozen) and the curvature (frozen − response)
+    fro = [r for r in s["series"]["runs"] if r["frozen_exact_g"] is not None]
+    assert fro and {r["seed"] for r in fro} == {0} and all(0 <= r["frozen_exact_g"] <= 1 for r in fro)
+    pairs = {"all runs: mean |student − frozen-Adam model with the exact G| accuracy": ("student", "frozen_exact_g"),
+             "all runs: mean |exact linearised student − frozen-Adam model with the exact G| accuracy":
+                 ("linearised", "frozen_exact_g"),
+             "all runs: mean |frozen-Adam model with the exact G − linear response| accuracy":
+                 ("frozen_exact_g", "linear_response")}
+    for q, (a, b) in pairs.items():
+        assert rows[q]["measured"]["mean"] == pytest.approx(sum(abs(r[a] - r[b]) for r in fro) / len(fro), abs=1e-12), q

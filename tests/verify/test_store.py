@@ -59,6 +59,26 @@ def test_leases_split_work_and_a_dead_holder_loses_them(tmp_path):
         b.close()
 
 
+def test_void_leases_are_purged_and_held_ones_kept(tmp_path):
+    """A process killed between claiming and releasing leaves its leases behind: purge_void removes those of
+    ended processes and expired ones, and keeps what a live process holds."""
+    a, b = Store(tmp_path, lease_s=60), Store(tmp_path, lease_s=60)
+    try:
+        assert a.claim(["x", "y", "z"]) == {"x", "y", "z"}
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        with a._tx() as db:
+            db.execute("UPDATE claims SET owner = ? WHERE item = 'y'", (f"{os.uname().nodename}:{dead}:0",))
+            db.execute("UPDATE claims SET expires = ? WHERE item = 'z'", (time.time() - 1.0,))
+        assert b.purge_void() == 2
+        assert b.holders(["x", "y", "z"]) == {"x": a.owner}
+        assert [i for (i,) in a._db.execute("SELECT item FROM claims")] == ["x"]
+        assert b.purge_void() == 0
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_lease_that_is_not_renewed_expires_and_a_heartbeat_renews_it(tmp_path):
     a, b = Store(tmp_path, lease_s=0.4), Store(tmp_path, lease_s=0.4)
     try:

@@ -5,7 +5,9 @@ before the student trains, from its initial network, the trained teacher, the no
 the student's parameters after T Adam steps are predicted as ``θ_S0 + D^{1/2}[I − u_T(M)]D^{-1/2}Δ*`` and
 evaluated through the real network. Beside it: the exact linearised student (the same linear model trained by
 Adam itself, :mod:`limen.verify.subliminal.linear_student`; student vs it is the error of linearising, it vs the
-response the error of the optimiser model), and two older predictions of the same runs: the free-feature oracle
+response the error of the optimiser model; at full size also the response's own frozen optimiser model with the
+exact, coupled Gauss–Newton G, which splits that error into Adam's adaptivity and the curvature model), and two
+older predictions of the same runs: the free-feature oracle
 ``C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S`` (engine metric ``oracle_acc``) and the linearised (eNTK) student, the same
 response with the function target on every run.
 
@@ -42,8 +44,11 @@ TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy sho
 FIELD = "predict"
 LIN_FIELD = "linearised"
 LIN_QUICK_SEEDS = 2   # seeds with the exact linearised student under --quick (it costs one training each)
+FROZEN_FIELD = "frozen_exact_g"
+FROZEN_QUICK_SEEDS = 0   # seeds with the frozen exact-G model under --quick: none (time budget); every seed at full size
 PREDICTORS = {"linear_response": "linear response", "linearised": "exact linearised student",
-              "entk": "linearised (eNTK) student", "oracle": "free-feature oracle"}
+              "frozen": "frozen-Adam model with the exact G", "entk": "linearised (eNTK) student",
+              "oracle": "free-feature oracle"}
 
 
 def m_grid(ctx) -> tuple[int, ...]:
@@ -142,21 +147,27 @@ def measure(models, data) -> dict:
     return out
 
 
-def measure_linearised(models, data) -> dict:
+def measure_linearised(models, data, optimiser: str = "adam") -> dict:
     """The exact linearised student of one run (:mod:`limen.verify.subliminal.linear_student`, from its pre-run
     view) and how it compares with the trained student; stored under ``"linearised"``: target kind, accuracy,
-    transfer fraction, remaining gap, class-logit correlation, wall time."""
+    transfer fraction, remaining gap, class-logit correlation, wall time. ``optimiser="frozen"``: the same linear
+    model under the response's frozen optimiser model with the exact G (stored under ``"frozen_exact_g"``)."""
     from limen.verify.subliminal.linear_student import linearised_student
 
     pre = models.pre_run()
     t0 = time.perf_counter()
-    lin = linearised_student(pre, data, device=data.x_test.device)
+    lin = linearised_student(pre, data, device=data.x_test.device, optimiser=optimiser)
     seconds = time.perf_counter() - t0
     v = _logit_views(models, pre, data, {"linearised": lin["params"]})
     scores = {k: d["linearised"] for k, d in _scores(v).items()}
     corr, _ = _student_corr(models, data, v)
     return {"target": lin["target"], **scores, "corr": corr["linearised"], "seconds": seconds,
             "loss_last": lin["loss_last"]}
+
+
+def measure_frozen(models, data) -> dict:
+    """:func:`measure_linearised` with the frozen-Adam model and the exact, coupled G."""
+    return measure_linearised(models, data, optimiser="frozen")
 
 
 def _teacher_first_order(pre, x, theory) -> dict:
@@ -195,6 +206,15 @@ def linearised_measure():
                             *MEASURE_SOURCES))
 
 
+def frozen_measure():
+    """The frozen-Adam model with the exact G as a named, versioned measurement (``predict-student`` at full size)."""
+    from limen.verify.road import MEASURE_SOURCES, Measure
+
+    return Measure(FROZEN_FIELD, f"{__name__}:measure_frozen",
+                   sources=(__name__, "limen.verify.subliminal.predict", "limen.verify.subliminal.linear_student",
+                            *MEASURE_SOURCES))
+
+
 def table(labelled, records, path, field: str = FIELD) -> dict:
     """{condition: {m: {seed: value}}} of ``record[field]`` at ``path`` (e.g. ("acc", "linear_response"))."""
     out: dict = {}
@@ -214,6 +234,14 @@ def run(ctx: CheckContext) -> CheckResult:
     # the exact linearised student trains: with --quick on the first LIN_QUICK_SEEDS seeds only (time budget)
     n_lin = min(n_seeds, LIN_QUICK_SEEDS) if ctx.quick else n_seeds
     lin_labelled = [lab for lab in labelled if lab[2].seed < n_lin]
+    n_frozen = min(n_seeds, FROZEN_QUICK_SEEDS) if ctx.quick else n_seeds
+    fro_labelled = [lab for lab in labelled if lab[2].seed < n_frozen]
+    if fro_labelled:   # before the linearised runs: those of its seeds then already carry every measurement
+        fro_recs = engine_runs([c for *_, c in fro_labelled], ctx,
+                               measure=["check", response_measure(), linearised_measure(), frozen_measure()],
+                               description="predict-student runs with the frozen-Adam model and the exact G")
+    else:
+        fro_recs = []
     lin_recs = engine_runs([c for *_, c in lin_labelled], ctx,
                            measure=["check", response_measure(), linearised_measure()],
                            description="predict-student runs with the exact linearised student")
@@ -223,6 +251,7 @@ def run(ctx: CheckContext) -> CheckResult:
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
             "linearised": table(lin_labelled, lin_recs, ("acc",), LIN_FIELD),
+            "frozen": table(fro_labelled, fro_recs, ("acc",), FROZEN_FIELD),
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     corr = table(labelled, recs, ("corr", "linear_response"))
     corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)
@@ -230,17 +259,21 @@ def run(ctx: CheckContext) -> CheckResult:
           "linear_response": table(labelled, recs, ("transfer_fraction", "linear_response"))}
     targets = {(c, m): rec[FIELD]["target"] for (c, m, _), rec in zip(labelled, recs)}
     rows, errors, scatter, optimiser = [], {k: [] for k in pred}, [], []
+    adaptivity, curvature = [], []
     for cond, by_m in student.items():
         for m, by_seed in by_m.items():
             seeds = sorted(by_seed)
             diff = [by_seed[s] - pred["linear_response"][cond][m][s] for s in seeds]
-            lin = pred["linearised"][cond][m]
+            lin, fro = pred["linearised"][cond][m], pred["frozen"].get(cond, {}).get(m, {})
             for k in pred:
-                errors[k] += [abs(by_seed[s] - pred[k][cond][m][s]) for s in seeds if s in pred[k][cond][m]]
+                got = pred[k].get(cond, {}).get(m, {})
+                errors[k] += [abs(by_seed[s] - got[s]) for s in seeds if s in got]
             optimiser += [abs(lin[s] - pred["linear_response"][cond][m][s]) for s in seeds if s in lin]
+            adaptivity += [abs(lin[s] - fro[s]) for s in seeds if s in lin and s in fro]
+            curvature += [abs(fro[s] - pred["linear_response"][cond][m][s]) for s in seeds if s in fro]
             scatter += [(cond, pred["linear_response"][cond][m][s], by_seed[s]) for s in seeds]
             side = ", ".join(f"{PREDICTORS[k]} {np.mean(list(pred[k][cond][m].values())):.3f}"
-                             for k in ("linearised", "oracle", "entk"))
+                             for k in ("linearised", "frozen", "oracle", "entk") if pred[k].get(cond, {}).get(m))
             rows.append(within(f"{cond}, m = {m}: student − predicted accuracy "
                                f"(predicted {np.mean([pred['linear_response'][cond][m][s] for s in seeds]):.3f})",
                                0.0, mean_ci(diff), TOL, detail=f"target {targets[(cond, m)]}; {side}"))
@@ -257,13 +290,24 @@ def run(ctx: CheckContext) -> CheckResult:
                 rows.append(info(f"{cond}, m = {m}: class-logit change correlation, predicted vs measured", mean_ci(cs),
                                  detail=lin_corr))
     for k, label in PREDICTORS.items():
+        if not errors[k]:
+            continue
         row = at_most(f"all runs: mean |student − {label}| accuracy", TOL, mean_ci(errors[k]), predicted="0",
                       tol_text=f"≤ {TOL}", detail="pooled over conditions, m and seeds (not independent across m)")
         why = {"linearised": f"the linear model itself, trained by Adam (as costly as the student; seeds < {n_lin}): "
-                             "the error of linearising"}.get(k, "an earlier model, shown for comparison")
+                             "the error of linearising",
+               "frozen": "the response's frozen optimiser model on the linear model with the exact, coupled G (as "
+                         f"costly as the student; seeds < {n_frozen})"}.get(k, "an earlier model, shown for comparison")
         rows.append(row if k == "linear_response" else info(row.quantity, row.measured, predicted="0", detail=why))
     rows.append(info("all runs: mean |exact linearised student − linear response| accuracy", mean_ci(optimiser),
                      predicted="0", detail="the error of modelling Adam as a frozen Kronecker-factored preconditioner"))
+    if curvature:
+        rows.append(info("all runs: mean |exact linearised student − frozen-Adam model with the exact G| accuracy",
+                         mean_ci(adaptivity), predicted="0",
+                         detail="of that: freezing Adam's second moment, with one step schedule"))
+        rows.append(info("all runs: mean |frozen-Adam model with the exact G − linear response| accuracy",
+                         mean_ci(curvature), predicted="0",
+                         detail="of that: the Kronecker-factored, block-diagonal curvature model"))
     shared_corr = [v for by_m in corr["shared"].values() for v in by_m.values()]
     rows.append(at_least("shared: class-logit change correlation, all runs (worst run)", MIN_CORR,
                          worst(shared_corr, "min"), tol_text=f"≥ {MIN_CORR} on every run"))
@@ -305,13 +349,17 @@ def run(ctx: CheckContext) -> CheckResult:
                "random body layer: the linearised student).",
                "exact linearised student: the response's own linear model trained by Adam itself (it costs about one "
                "student's training); student vs it is the error of linearising, it vs the response the error of the "
-               "optimiser model."],
+               "optimiser model.",
+               "frozen-Adam model with the exact G (full size): the response's optimiser model on that linear model "
+               "with the exact, coupled curvature; it splits the optimiser model's error into Adam's adaptivity and "
+               "the curvature model."],
         plots=[fig, fig2],
         series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],
                           **rec[FIELD]["acc"],
                           "oracle": rec["metrics"]["oracle_acc"], "target": rec[FIELD]["target"],
                           "corr": rec[FIELD]["corr"]["linear_response"],
                           "linearised": pred["linearised"][c][m].get(cfg.seed),
+                          "frozen_exact_g": pred["frozen"].get(c, {}).get(m, {}).get(cfg.seed),
                           "corr_linearised": corr_lin[c][m].get(cfg.seed),
                           "guaranteed_acc": rec[FIELD]["bound"]["guaranteed_acc"]}
                          for (c, m, cfg), rec in zip(labelled, recs)]},
