@@ -90,6 +90,11 @@ def _alive(owner: str) -> bool:
     return True
 
 
+def _void(owner: str, expires: float, now: float) -> bool:
+    """A lease nobody holds any more: expired, or of a process of this host that has ended."""
+    return expires < now or not _alive(owner)
+
+
 def _chunks(seq: Sequence, n: int = 500) -> Iterator[Sequence]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
@@ -259,7 +264,7 @@ class Store:
                 held.update({i: (o, e) for i, o, e in db.execute(q, list(part))})
             for item in items:
                 owner, expires = held.get(item, (None, 0.0))
-                if owner is None or owner == self.owner or expires < now or not _alive(owner):
+                if owner is None or owner == self.owner or _void(owner, expires, now):
                     got.add(item)
             db.executemany("INSERT OR REPLACE INTO claims (item, owner, expires) VALUES (?, ?, ?)",
                            [(i, self.owner, now + self.lease_s) for i in got])
@@ -275,7 +280,7 @@ class Store:
         for part in _chunks(items):
             q = f"SELECT item, owner, expires FROM claims WHERE item IN ({','.join('?' * len(part))})"
             for item, owner, expires in self._db.execute(q, list(part)):
-                if owner != self.owner and expires >= now and _alive(owner):
+                if owner != self.owner and not _void(owner, expires, now):
                     out[item] = owner
         return out
 
@@ -292,8 +297,7 @@ class Store:
         process killed between claiming and releasing leaves them behind) -- and return how many went."""
         now = time.time()
         with self._tx() as db:
-            void = [(i, o) for i, o, e in db.execute("SELECT item, owner, expires FROM claims")
-                    if e < now or not _alive(o)]
+            void = [(i, o) for i, o, e in db.execute("SELECT item, owner, expires FROM claims") if _void(o, e, now)]
             db.executemany("DELETE FROM claims WHERE item = ? AND owner = ?", void)
         return len(void)
 

@@ -89,12 +89,17 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     def batch(step):
         return _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
 
-    def aux_loss(x, group=None):
-        """The linear model's aux loss on ``x``, with only ``group``'s δ (default: every layer's)."""
+    def linearisation_point(x):
+        """Activations, ReLU masks and target of the linear model on ``x`` (shared by every group's loss)."""
         with torch.no_grad():
             acts, masks = relu_forward(L0, x)
             zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"
                   else linear_target(pre, kind, x, acts, masks, L0, head0, delta_T))
+        return acts, masks, zt
+
+    def aux_loss(point, group=None):
+        """The linear model's aux loss at ``point``, with only ``group``'s δ (default: every layer's)."""
+        acts, masks, zt = point
         # reachable: z_lin(δ) − z_lin(Δ*) = z_lin(δ − Δ*) − z₀, which avoids a cancellation; outside the group the
         # reachable target sees only the group's part of Δ* (as the Kronecker model), the others the exact forcing
         d = {n: ((dw - delta_T[n][0], db - delta_T[n][1]) if kind == "reachable" else (dw, db))
@@ -102,32 +107,34 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
              for n, (dw, db) in delta.items()}
         return (linear_aux_logits(L0, head0, [d[n] for n in body], d["aux_head"], acts, masks) - zt).pow(2).mean()
 
-    def loss_and_grads(x):
-        """The aux loss on ``x`` and its gradient, group by group (G block-diagonal over the groups)."""
+    def loss_and_grads(x, want_loss: bool):
+        """The aux loss on ``x`` (when wanted) and its gradient, group by group (G block-diagonal over the groups)."""
+        point = linearisation_point(x)
         if len(groups) == 1:
-            loss = aux_loss(x)
+            loss = aux_loss(point)
             return loss.detach(), list(torch.autograd.grad(loss, leaves))
         grads = {}
         for group in groups:
-            got = torch.autograd.grad(aux_loss(x, group), [t for n in group for t in delta[n]])
+            got = torch.autograd.grad(aux_loss(point, group), [t for n in group for t in delta[n]])
             grads.update({n: got[2 * i:2 * i + 2] for i, n in enumerate(group)})
-        with torch.no_grad():
-            loss = aux_loss(x)
+        loss = None
+        if want_loss:
+            with torch.no_grad():
+                loss = aux_loss(point)
         return loss, [g for n in trained for g in grads[n]]
 
     if optimiser == "frozen":
         v = [torch.zeros_like(t) for t in leaves]
         for i in range(MOMENT_BATCHES):   # the batches training sees (fresh noise, or the pool's)
-            for vi, gi in zip(v, loss_and_grads(batch(i % steps))[1]):
+            for vi, gi in zip(v, loss_and_grads(batch(i % steps), False)[1]):
                 vi += gi * gi / MOMENT_BATCHES
         precond = [torch.where(vi > 0, vi.rsqrt(), torch.zeros_like(vi)) for vi in v]   # no gradient: no move
         mom = [torch.zeros_like(t) for t in leaves]
         acc, energy_1 = torch.zeros((), device=dev, dtype=torch.float64), None
-    t = 0
     for epoch in range(cfg.student_epochs):
         for step in range(steps):
-            loss, grads = loss_and_grads(batch(step))
-            t += 1
+            loss, grads = loss_and_grads(batch(step), epoch == cfg.student_epochs - 1)
+            t = epoch * steps + step + 1   # Adam's step count
             with torch.no_grad():
                 if optimiser == "adam":
                     for leaf, g in zip(leaves, grads):
