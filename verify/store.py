@@ -100,6 +100,15 @@ def _chunks(seq: Sequence, n: int = 500) -> Iterator[Sequence]:
         yield seq[i:i + n]
 
 
+def _leases(db: sqlite3.Connection, items: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """``{item: (owner, expires)}`` of the leases recorded for ``items``."""
+    held = {}
+    for part in _chunks(items):
+        q = f"SELECT item, owner, expires FROM claims WHERE item IN ({','.join('?' * len(part))})"
+        held.update({i: (o, e) for i, o, e in db.execute(q, list(part))})
+    return held
+
+
 class Store:
     """The SQLite results store of one folder (module docstring); use as a context manager or :meth:`close`."""
 
@@ -258,10 +267,7 @@ class Store:
         now = time.time()
         got: set[str] = set()
         with self._tx() as db:
-            held = {}
-            for part in _chunks(items):
-                q = f"SELECT item, owner, expires FROM claims WHERE item IN ({','.join('?' * len(part))})"
-                held.update({i: (o, e) for i, o, e in db.execute(q, list(part))})
+            held = _leases(db, items)
             for item in items:
                 owner, expires = held.get(item, (None, 0.0))
                 if owner is None or owner == self.owner or _void(owner, expires, now):
@@ -276,13 +282,8 @@ class Store:
         """Items held by other live processes, and by whom (``host:pid:token``)."""
         items = list(dict.fromkeys(items))
         now = time.time()
-        out = {}
-        for part in _chunks(items):
-            q = f"SELECT item, owner, expires FROM claims WHERE item IN ({','.join('?' * len(part))})"
-            for item, owner, expires in self._db.execute(q, list(part)):
-                if owner != self.owner and not _void(owner, expires, now):
-                    out[item] = owner
-        return out
+        return {item: owner for item, (owner, expires) in _leases(self._db, items).items()
+                if owner != self.owner and not _void(owner, expires, now)}
 
     def release(self, items: Iterable[str] | None = None) -> None:
         """Give up leases held here (all of them by default)."""
