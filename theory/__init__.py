@@ -92,6 +92,8 @@ Parameter-space linear response of the Adam student (:mod:`.response`)::
     kronecker_diagonal(scale) -> (p, q)               kronecker_response(layers, steps, lr, beta1, *, schedule=True)
     first_order_share(linear, actual)                 remainder_ratio(linear, actual)
     relative_margin_certificate(predicted_logits, scale, labels, k) -> dict (guaranteed accuracy)
+    segment_margin_certificate(initial_logits, predicted_logits, labels, alpha_min, k) -> dict (the same, allowing
+        the predicted change to be too large by up to 1/alpha_min)
     cross_head_target(G_SS, G_ST, delta_T) -> G_SS⁺ G_ST Δw_T    kronecker_cross_target(A_SS, A_ST, dW) -> A_SS⁺ A_ST ΔW
 
 The derivations, assumptions and what each predicts are in ``docs/theory.md``;
@@ -116,7 +118,8 @@ from .linear import (aux_gradient, aux_loss, exact_transfer_condition, fixed_poi
 from .response import (batch_second_moment, cross_head_target, envelope_bound, first_order_share, function_target,
                        kronecker_cross_target, kronecker_diagonal, kronecker_response, mode_response, reachable_limit,
                        reachable_share, relative_margin_certificate, remainder_ratio, response_displacement,
-                       schedule_step, simulate_response, stochastic_response, unit_response)
+                       schedule_step, segment_margin_certificate, simulate_response, stochastic_response,
+                       unit_response)
 from .results import CheckReport, Result, get, list_results
 
 __all__ = [
@@ -135,5 +138,5 @@ __all__ = [
     "first_step_alignment",
     "mode_response", "unit_response", "schedule_step", "response_displacement", "function_target", "reachable_share",
     "reachable_limit", "envelope_bound", "simulate_response", "stochastic_response", "batch_second_moment",
-    "kronecker_diagonal", "kronecker_response", "cross_head_target", "kronecker_cross_target", "first_order_share", "remainder_ratio", "relative_margin_certificate",
+    "kronecker_diagonal", "kronecker_response", "cross_head_target", "kronecker_cross_target", "first_order_share", "remainder_ratio", "relative_margin_certificate", "segment_margin_certificate",
 ]

@@ -168,6 +168,28 @@ def test_margin_certificate_holds_for_every_admissible_student():
         np.mean((yP.argmax(1) == labels) & (np.sort(yP, 1)[:, -1] > np.sort(yP, 1)[:, -2])))
 
 
+def test_segment_certificate_holds_along_the_whole_predicted_change():
+    rng = np.random.default_rng(11)
+    y0 = rng.standard_normal((300, 5))
+    yP = y0 + 3 * rng.standard_normal((300, 5))
+    labels = rng.integers(0, 5, 300)
+    a_min, k = 0.3, 0.05
+    cert = theory.segment_margin_certificate(y0, yP, labels, a_min, k)
+    s = np.abs(yP - y0).max(1)
+    for _ in range(20):  # random students inside the tube around the segment never fall below the guarantee
+        alpha = rng.uniform(a_min, 1.0, (300, 1))
+        yS = y0 + alpha * (yP - y0) + k * s[:, None] * rng.uniform(-1, 1, yP.shape)
+        assert np.mean(yS.argmax(1) == labels) >= cert["accuracy_lower_bound"]
+    # a certified example keeps its predicted class at both ends; the bound shrinks as the size gets less certain
+    c = yP.argmax(1)
+    for a in (a_min, 1.0):
+        assert np.all((y0 + a * (yP - y0)).argmax(1)[cert["guaranteed"]] == c[cert["guaranteed"]])
+    looser = theory.segment_margin_certificate(y0, yP, labels, 0.0, k)["accuracy_lower_bound"]
+    one = theory.segment_margin_certificate(y0, yP, labels, 1.0, k)["accuracy_lower_bound"]
+    assert looser <= cert["accuracy_lower_bound"] <= one
+    assert one == theory.relative_margin_certificate(yP, s, labels, k)["accuracy_lower_bound"]
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: theory.mode_response([1.0, 2.0], [1.0], 3, 0.1), "forcing"),
     (lambda: theory.mode_response([1.0], [1.0], -1, 0.1), "steps"),
@@ -176,6 +198,10 @@ def test_margin_certificate_holds_for_every_admissible_student():
     (lambda: theory.response_displacement(np.eye(2), -np.ones(2), np.ones(2), 1, 0.1), "positive"),
     (lambda: theory.relative_margin_certificate(np.zeros((3, 2)), np.ones(2), [0, 1, 0], 0.1), "scale"),
     (lambda: theory.relative_margin_certificate(np.zeros((3, 2)), np.ones(3), [0, 1, 0], float("nan")), "k must"),
+    (lambda: theory.segment_margin_certificate(np.zeros((3, 2)), np.zeros((3, 3)), [0, 1, 0], 0.2, 0.1), "same shape"),
+    (lambda: theory.segment_margin_certificate(np.zeros((3, 2)), np.zeros((3, 2)), [0, 1], 0.2, 0.1), "labels"),
+    (lambda: theory.segment_margin_certificate(np.zeros((3, 2)), np.zeros((3, 2)), [0, 1, 0], 1.5, 0.1), "alpha_min"),
+    (lambda: theory.segment_margin_certificate(np.zeros((3, 2)), np.zeros((3, 2)), [0, 1, 0], 0.2, -1.0), "k must"),
 ])
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
@@ -185,7 +211,8 @@ def test_bad_input_names_the_argument(call, match):
 def test_registered_results_cover_issue_items():
     names = set(theory.list_results())
     assert {"preconditioned-response", "parameter-space-exact-transfer", "response-envelope",
-            "stochastic-response-mean", "kronecker-response", "response-margin-certificate", "cross-head-target"} <= names
+            "stochastic-response-mean", "kronecker-response", "response-margin-certificate", "segment-margin-certificate",
+            "cross-head-target"} <= names
     assert R.BETA1 == 0.9 and R.BETA2 == 0.999  # torch.optim.Adam's defaults, which the engine uses
 
 

@@ -129,8 +129,14 @@ def test_predict_student_structure(reports):
         assert run["target"] == {"shared": "reachable", "random-class-head": "reachable",
                                  "random-aux-head": "mismatched-head"}.get(run["condition"], "function")
         assert run["guaranteed_acc"] <= 1 and (run["target"] != "function" or run["guaranteed_acc"] == 0)
+        assert run["guaranteed_acc"] <= run["linear_response"]   # certified examples are ones the prediction gets right
+        if run["condition"] == "random-class-head":   # outside the bound's scope: no claim
+            assert run["guaranteed_acc"] == 0
     # the error decomposition: student vs the exact linearised student, and it vs the response, run by run
     rows = {r["quantity"]: r for r in s["rows"]}
+    holds = next(r for q, r in rows.items() if q.startswith("failure bound holds"))
+    assert holds["measured"]["mean"] == pytest.approx(min(r["student"] - r["guaranteed_acc"] for r in s["series"]["runs"]),
+                                                       abs=1e-12)
     lin = rows["all runs: mean |student − exact linearised student| accuracy"]["measured"]
     opt = rows["all runs: mean |exact linearised student − linear response| accuracy"]["measured"]
     runs = [r for r in s["series"]["runs"] if r["linearised"] is not None]

@@ -28,18 +28,23 @@ import time
 import numpy as np
 
 from . import init_controls, protocol
-from .core import CheckContext, CheckResult, Preset, at_least, at_most, info, mean_ci, within, worst
+from .core import CheckContext, CheckResult, Preset, at_least, at_most, exact, info, mean_ci, within, worst
 from .runs import engine_runs
 
 TOL = 0.05
 MIN_CORR = 0.9
-#: Failure bound (theory response-margin-certificate): radius k·s(x) with s(x) = ‖y_P − y_S0‖_∞ + ‖y_P − y_eNTK‖_∞
-#: (the predicted change plus the disagreement of the two linearisations, both known before training).
-#: k was calibrated once on the digits at --quick sizes (seeds 0-5, the 102 runs with a shared body, predictor and
-#: eNTK baseline as they are now): 0.12 was the smallest k for which the guaranteed accuracy stayed at or below the
-#: measured one on every run; 0.16 (the same 4/3 margin) is used everywhere. On the digits the bound is therefore
-#: in-sample; elsewhere it is a prediction. Runs whose body is not shared (function target) get no guarantee (0).
-CERT_K = 0.16
+#: Failure bound (theory segment-margin-certificate): the student within k·s(x), s(x) = ‖y_P − y_S0‖_∞, of the
+#: segment from y_S0 + α_min (y_P − y_S0) to y_P -- the predicted change points the right way, its size is known
+#: only to [α_min, 1] (the transfer fraction is over-predicted). Its scope is a student that starts from the
+#: teacher's initial body *and* class head (shared, a random or perturbed aux head): the class head gets no
+#: gradient, so only then do the student's class logits carry the teacher's change; other runs get no guarantee (0).
+#: Calibrated once on the digits at --quick sizes (seeds 0-5, the 60 runs in scope): α_min = 0.2 (explored on a grid
+#: of 0.05), and k = 0.021, 4/3 of 0.0155, the smallest k for which the guaranteed accuracy stayed at or below the
+#: measured one on every run. On the digits the bound is therefore in-sample; elsewhere it is a prediction.
+CERT_ALPHA, CERT_K = 0.2, 0.021
+#: The previous bound (theory response-margin-certificate, radius k·s(x) with s(x) = ‖y_P − y_S0‖_∞ +
+#: ‖y_P − y_eNTK‖_∞, k = 0.16 calibrated the same way), reported beside it.
+MARGIN_K = 0.16
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 FIELD = "predict"
 LIN_FIELD = "linearised"
@@ -136,15 +141,30 @@ def measure(models, data) -> dict:
            "seconds": {"linear_response": t1 - t0, "entk": t2 - t1},
            "bound": {"k": None, "guaranteed_acc": 0.0}}   # no guarantee without a shared body
     if lr_pred["target"] != "function":
+        cert = theory.segment_margin_certificate(y0, yP, lab, CERT_ALPHA, CERT_K)
+        applies = bound_applies(pre)
+        out["bound"] = {"alpha_min": CERT_ALPHA, "k": CERT_K, "applies": applies,
+                        "certified_acc": cert["accuracy_lower_bound"],
+                        "guaranteed_acc": cert["accuracy_lower_bound"] if applies else 0.0}
         scale = np.abs(yP - y0).max(1) + np.abs(yP - yE).max(1)
-        cert = theory.relative_margin_certificate(yP, scale, lab, CERT_K)
-        out["bound"] = {"k": CERT_K, "guaranteed_acc": cert["accuracy_lower_bound"]}
+        out["bound_margin"] = {"k": MARGIN_K, "guaranteed_acc":
+                               theory.relative_margin_certificate(yP, scale, lab, MARGIN_K)["accuracy_lower_bound"]}
         out["teacher_first_order"] = _teacher_first_order(pre, data.x_test, theory)
     # -- measured: the trained student, read only now
     out["corr"], yS = _student_corr(models, data, v)
-    if out["bound"]["k"] is not None:
+    if out["bound"].get("applies"):
         out["bound"]["violations"] = float(np.mean(cert["guaranteed"] & (yP.argmax(1) == lab) & (yS.argmax(1) != lab)))
     return out
+
+
+def bound_applies(pre) -> bool:
+    """Whether the failure bound makes a claim: the student starts from the teacher's initial body and class head."""
+    from limen.verify.subliminal import predict as P
+
+    c = pre.config
+    head = c.sources("student")["class_head"] == c.sources("teacher")["class_head"] != "random"
+    perturbed = any(p.std > 0 and ("all" in p.layers or "class_head" in p.layers) for p in c.perturb)
+    return P.target_kind(pre) != "function" and head and not perturbed
 
 
 def measure_linearised(models, data, optimiser: str = "adam") -> dict:
@@ -318,12 +338,28 @@ def run(ctx: CheckContext) -> CheckResult:
     slack = [rec["metrics"]["student_final_acc"] - rec[FIELD]["bound"]["guaranteed_acc"] for rec in recs]
     rows.append(at_least("failure bound holds: measured − guaranteed accuracy (worst run)", 0.0, worst(slack, "min"),
                          tol_text="≥ 0 on every run",
-                         detail=f"theory response-margin-certificate, k = {CERT_K} (calibrated on the digits)"))
-    tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"]
-             for (c, _, _), rec in zip(labelled, recs) if c == "shared" and rec["metrics"]["student_final_acc"] >= 0.5]
-    if tight:
+                         detail=f"theory segment-margin-certificate, α_min = {CERT_ALPHA}, k = {CERT_K} (calibrated "
+                                "on the digits)"))
+    usable = [rec for (c, _, _), rec in zip(labelled, recs)
+              if c == "shared" and rec["metrics"]["student_final_acc"] >= 0.5]
+    if usable:
+        tight = [rec[FIELD]["bound"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"] for rec in usable]
         rows.append(at_least("failure bound is usable: guaranteed / measured accuracy, shared runs with accuracy ≥ 0.5 "
-                             "(worst run)", TIGHT, worst(tight, "min"), tol_text=f"≥ {TIGHT} on every such run"))
+                             "(worst run)", TIGHT, worst(tight, "min"), tol_text=f"≥ {TIGHT} on every such run",
+                             detail=f"mean {np.mean(tight):.2f}; {sum(t >= TIGHT for t in tight)} of {len(tight)} runs"))
+        old = [rec[FIELD]["bound_margin"]["guaranteed_acc"] / rec["metrics"]["student_final_acc"] for rec in usable
+               if "bound_margin" in rec[FIELD]]
+        if old:
+            rows.append(info("previous bound (response-margin-certificate): guaranteed / measured accuracy, same runs",
+                             mean_ci(old), detail=f"worst run {min(old):.2f}; k = {MARGIN_K}, radius k(‖y_P − y_S0‖_∞ + "
+                                                  "‖y_P − y_eNTK‖_∞)"))
+    outside = [(rec["metrics"]["student_final_acc"], rec[FIELD]["bound"]["certified_acc"]) for rec in recs
+               if "applies" in rec[FIELD]["bound"] and not rec[FIELD]["bound"]["applies"]]
+    if outside:
+        rows.append(info("failure bound outside its scope (random class head): runs where the certified accuracy "
+                         "exceeds the measured one", exact(sum(g > a for a, g in outside)),
+                         detail=f"of {len(outside)} runs; worst measured − certified "
+                                f"{min(a - g for a, g in outside):+.3f}; no guarantee is claimed there"))
     rows.append(info("failure bound: certified examples the student gets wrong (share, mean over runs)",
                      mean_ci([rec[FIELD]["bound"]["violations"] for rec in recs if "violations" in rec[FIELD]["bound"]])))
     first = [rec[FIELD]["teacher_first_order"]["share"] for rec in recs if "teacher_first_order" in rec[FIELD]]
