@@ -486,11 +486,14 @@ def _cert_eval(predicted_logits, scale, labels, k):
     return relative_margin_certificate(predicted_logits, scale, labels, float(k))
 
 
+def _others(y: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``y`` with each row's entry ``c`` masked to −∞ (what competes with class ``c``)."""
+    return np.where(np.eye(y.shape[1], dtype=bool)[c], -np.inf, y)
+
+
 def _margin_of(y: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``y_c − max_{j≠c} y_j`` per row (``c`` the class whose margin is measured)."""
-    rows = np.arange(y.shape[0])
-    other = np.where(np.eye(y.shape[1], dtype=bool)[c], -np.inf, y).max(1)
-    return y[rows, c] - other
+    return y[np.arange(y.shape[0]), c] - _others(y, c).max(1)
 
 
 def segment_margin_certificate(initial_logits, predicted_logits, labels, alpha_min: float, k: float) -> dict:
@@ -559,7 +562,7 @@ def _seg_check(rng):
                 end = y0 + a_min * (yP - y0)
                 alpha = np.where(_margin_of(end, c) < _margin_of(yP, c), a_min, 1.0)
             ya = y0 + alpha[:, None] * (yP - y0)
-            runner = np.where(np.eye(K, dtype=bool)[c], -np.inf, ya).argmax(1)
+            runner = _others(ya, c).argmax(1)
             yS = ya.copy()
             yS[rows, c] -= cert["radius"] * (1 - 1e-12)
             yS[rows, runner] += cert["radius"] * (1 - 1e-12)

@@ -142,7 +142,7 @@ def measure(models, data) -> dict:
            "bound": {"k": None, "guaranteed_acc": 0.0}}   # no guarantee without a shared body
     if lr_pred["target"] != "function":
         cert = theory.segment_margin_certificate(y0, yP, lab, CERT_ALPHA, CERT_K)
-        applies = bound_applies(pre)
+        applies = bound_applies(pre.config)
         out["bound"] = {"alpha_min": CERT_ALPHA, "k": CERT_K, "applies": applies,
                         "certified_acc": cert["accuracy_lower_bound"],
                         "guaranteed_acc": cert["accuracy_lower_bound"] if applies else 0.0}
@@ -157,14 +157,13 @@ def measure(models, data) -> dict:
     return out
 
 
-def bound_applies(pre) -> bool:
-    """Whether the failure bound makes a claim: the student starts from the teacher's initial body and class head."""
-    from limen.verify.subliminal import predict as P
+def bound_applies(cfg) -> bool:
+    """Whether the failure bound makes a claim on a run whose body starts at the teacher's initial one (a parameter
+    target): only if its class head is the teacher's initial one too."""
+    from limen.verify.subliminal.predict import perturbed
 
-    c = pre.config
-    head = c.sources("student")["class_head"] == c.sources("teacher")["class_head"] != "random"
-    perturbed = any(p.std > 0 and ("all" in p.layers or "class_head" in p.layers) for p in c.perturb)
-    return P.target_kind(pre) != "function" and head and not perturbed
+    same = cfg.sources("student")["class_head"] == cfg.sources("teacher")["class_head"] != "random"
+    return same and not perturbed(cfg, "class_head")
 
 
 def measure_linearised(models, data, optimiser: str = "adam") -> dict:

@@ -54,11 +54,12 @@ def target_kind(pre: PreRunModels) -> str:
                    and all(src_s[n] == src_t[n] != "random" for n in body))
     if not shared_body:
         return "function"
-    same_head = src_s["aux_head"] == src_t["aux_head"] != "random" and not _perturbed(c, "aux_head")
+    same_head = src_s["aux_head"] == src_t["aux_head"] != "random" and not perturbed(c, "aux_head")
     return "reachable" if same_head else "mismatched-head"
 
 
-def _perturbed(cfg: RunConfig, layer: str) -> bool:
+def perturbed(cfg: RunConfig, layer: str) -> bool:
+    """Whether the run perturbs ``layer`` of a network (any perturbation with σ > 0 naming it, or ``all``)."""
     return any(p.std > 0 and ("all" in p.layers or layer in p.layers) for p in cfg.perturb)
 
 
