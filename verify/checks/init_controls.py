@@ -67,11 +67,11 @@ def _paired(a: dict, b: dict) -> list[float]:
 def run(ctx: CheckContext) -> CheckResult:
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = configs(ctx, n_seeds)
-    from . import predict_student
+    from . import predict_student, student_prediction
 
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=predict_student.response_measure(),
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=student_prediction.response_measure(),
                        description="init-controls runs")
-    response = predict_student.table(labelled, recs, ("acc", "linear_response"))
+    response = student_prediction.table(labelled, recs, ("acc", "linear_response"))
     acc = table(labelled, recs)
     teacher = table(labelled, recs, "teacher_final_acc")
     K = protocol.n_classes(ctx)

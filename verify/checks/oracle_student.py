@@ -29,11 +29,11 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = init_controls.configs(ctx, n_seeds)
-    from . import predict_student
+    from . import student_prediction
 
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=predict_student.response_measure(),
+    recs = engine_runs([c for *_, c in labelled], ctx, measure=student_prediction.response_measure(),
                        description="oracle-student runs")
-    response = predict_student.table(labelled, recs, ("acc", "linear_response"))
+    response = student_prediction.table(labelled, recs, ("acc", "linear_response"))
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
     rows, diffs, pairs, groups, resp = [], [], [], [], []

@@ -64,16 +64,16 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         for sig in sigmas for s in range(n_seeds)]
     if head == "class_head":  # first: these runs keep their networks, and the sweep below reuses them
         pred = _class_predictions([c for sig, c in labelled if sig == 0.0], ctx, sigmas)
-    from . import predict_student
+    from . import student_prediction
 
-    measures = [predict_student.response_measure()] if head == "aux_head" else []
+    measures = [student_prediction.response_measure()] if head == "aux_head" else []
     recs = engine_runs([c for _, c in labelled], ctx, measure=measures, description=f"{head} perturbation runs")
     acc = np.zeros((n_seeds, len(sigmas)))
     resp = np.zeros_like(acc)
     for (sig, cfg), rec in zip(labelled, recs):
         acc[cfg.seed, sigmas.index(sig)] = rec["metrics"]["student_final_acc"]
         if head == "aux_head":
-            resp[cfg.seed, sigmas.index(sig)] = rec[predict_student.FIELD]["acc"]["linear_response"]
+            resp[cfg.seed, sigmas.index(sig)] = rec[student_prediction.FIELD]["acc"]["linear_response"]
     rows: list[Row] = []
     predicted = {}
     if head == "aux_head":

@@ -12,8 +12,8 @@ from .core import CheckContext, CheckResult, Preset
 PRESET_MODULES: dict[str, str] = {
     "linear-fixed-point": "limen.verify.checks.linear_fixed_point",
     "transfer-fraction": "limen.verify.checks.transfer_fraction",
-    "oracle-student": "limen.verify.checks.oracle_student",
     "predict-student": "limen.verify.checks.predict_student",
+    "oracle-student": "limen.verify.checks.oracle_student",
     "init-controls": "limen.verify.checks.init_controls",
     "aux-perturbation": "limen.verify.checks.perturbation",
     "class-perturbation": "limen.verify.checks.perturbation",

@@ -43,7 +43,7 @@ def run(ctx: CheckContext) -> CheckResult:
     d = protocol.width(ctx)
     ms = m_grid(ctx)
     labelled = [(m, RunConfig(seed=s, m=m, **protocol.base(ctx))) for m in ms for s in range(n_seeds)]
-    from .predict_student import FIELD, response_measure
+    from .student_prediction import FIELD, response_measure
 
     recs = engine_runs([c for _, c in labelled], ctx, measure=["check", response_measure()],
                        description="transfer-fraction runs")

@@ -51,7 +51,7 @@ def run(ctx: CheckContext) -> CheckResult:
     labelled = [(D, RunConfig(seed=s, **protocol.base(ctx, m=m, hidden=(h1, D), trainable=FROZEN,
                                                      teacher_trainable=FROZEN)))
                 for D in Ds for s in range(n_seeds)]
-    from .predict_student import FIELD, response_measure
+    from .student_prediction import FIELD, response_measure
 
     recs = engine_runs([c for _, c in labelled], ctx, measure=["check", response_measure()], description="width runs")
     gap = np.zeros((n_seeds, len(Ds)))

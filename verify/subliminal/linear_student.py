@@ -10,7 +10,8 @@ linearised around the shared body, or the teacher itself). (2) *Optimiser model*
 a frozen diagonal preconditioner with momentum, in Kronecker-factored form (theory ``kronecker-response``,
 ``stochastic-response-mean``). This module keeps (1) and removes (2): it trains δ with ``torch.optim.Adam``
 (the student's learning rate, steps, batch size and noise law) on ``mean (z_lin − target)²``, with the body's
-forward-mode tangent at θ_S0 (exact for ReLU off the kinks). Student vs this measures the linearisation's error;
+forward-mode tangent at θ_S0 (exact for ReLU off the kinks) and the loss's gradient in closed form
+(:func:`mse_gradients`: back-propagation at θ_S0, no autograd graph). Student vs this measures the linearisation's error;
 this vs the prediction measures the optimiser model's. It trains, so it costs about as much as the student
 (a diagnostic, not a prediction within the cost budget); it reads only the pre-run view.
 
@@ -34,8 +35,8 @@ from limen import theory
 from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
-from .predict import (MOMENT_BATCHES, _noise, body_layers, linear_target, relu_forward, resolve_target, tangent,
-                      teacher_displacement)
+from .predict import (MOMENT_BATCHES, _noise, backward, body_layers, linear_target, relu_forward, resolve_target,
+                      tangent, teacher_displacement)
 
 OPTIMISERS = ("adam", "frozen")
 
@@ -45,6 +46,14 @@ def linear_aux_logits(layers, head, body_delta, head_delta, acts, masks) -> torc
     (A, a), (dA, da) = head, head_delta
     h = acts[-1]
     return (h + tangent(layers, body_delta, acts, masks)) @ A.T + a + h @ dA.T + da
+
+
+def mse_gradients(layers, head, residual, acts, masks) -> list:
+    """Gradients of ``mean (z_lin − target)²`` w.r.t. every body layer's and the aux head's ``(W, b)``, from its
+    ``residual = z_lin − target`` at the point of ``acts``/``masks``: with ``r = 2 residual/(B m)``, the body's
+    ``J_hᵀ (r A₀)`` (:func:`~.predict.backward`) and the head's ``(rᵀ h₀, Σ_x r)``."""
+    r = residual * (2.0 / residual.numel())
+    return [*backward(layers, head[0], r, acts, masks), (r.T @ acts[-1], r.sum(0))]
 
 
 def _groups(blocks, trained: list[str]) -> list[list[str]]:
@@ -59,6 +68,7 @@ def _groups(blocks, trained: list[str]) -> list[list[str]]:
     return groups
 
 
+@torch.no_grad()
 def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=None, optimiser: str = "adam",
                        blocks=None) -> dict:
     """``{"params": θ_S0 + δ_T, "target": kind, "loss_last": final epoch's mean aux loss of the linear model}``;
@@ -77,9 +87,7 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     trained = [n for n in delta if flags.get(n, True)]
     groups = _groups(blocks, trained)
     leaves = [t for n in trained for t in delta[n]]
-    for t in leaves:
-        t.requires_grad_(True)
-    opt = torch.optim.Adam(leaves, lr=cfg.student_lr, foreach=True) if optimiser == "adam" else None
+    opt = torch.optim.Adam(leaves, lr=cfg.student_lr, fused=True) if optimiser == "adam" else None
     shape = tuple(data.image_shape)
     gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
     B = cfg.noise_batch
@@ -89,38 +97,30 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     def batch(step):
         return _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
 
-    def linearisation_point(x):
-        """Activations, ReLU masks and target of the linear model on ``x`` (shared by every group's loss)."""
-        with torch.no_grad():
-            acts, masks = relu_forward(L0, x)
-            zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"
-                  else linear_target(pre, kind, x, acts, masks, L0, head0, delta_T))
-        return acts, masks, zt
-
-    def aux_loss(point, group=None):
-        """The linear model's aux loss at ``point``, with only ``group``'s δ (default: every layer's)."""
+    def residual(point, group=None):
+        """``z_lin − target`` at ``point``, with only ``group``'s δ (default: every layer's). Reachable target:
+        ``z_lin(δ) − z_lin(Δ*) = z_lin(δ − Δ*) − z₀``, which avoids a cancellation; outside the group it sees only
+        the group's part of Δ* (as the Kronecker model), the others the exact forcing."""
         acts, masks, zt = point
-        # reachable: z_lin(δ) − z_lin(Δ*) = z_lin(δ − Δ*) − z₀, which avoids a cancellation; outside the group the
-        # reachable target sees only the group's part of Δ* (as the Kronecker model), the others the exact forcing
         d = {n: ((dw - delta_T[n][0], db - delta_T[n][1]) if kind == "reachable" else (dw, db))
              if group is None or n in group else (torch.zeros_like(dw), torch.zeros_like(db))
              for n, (dw, db) in delta.items()}
-        return (linear_aux_logits(L0, head0, [d[n] for n in body], d["aux_head"], acts, masks) - zt).pow(2).mean()
+        return linear_aux_logits(L0, head0, [d[n] for n in body], d["aux_head"], acts, masks) - zt
 
     def loss_and_grads(x, want_loss: bool):
         """The aux loss on ``x`` (when wanted) and its gradient, group by group (G block-diagonal over the groups)."""
-        point = linearisation_point(x)
-        if len(groups) == 1:
-            loss = aux_loss(point)
-            return loss.detach(), list(torch.autograd.grad(loss, leaves))
-        grads = {}
+        acts, masks = relu_forward(L0, x)
+        zt = (acts[-1] @ head0[0].T + head0[1] if kind == "reachable"
+              else linear_target(pre, kind, x, acts, masks, L0, head0, delta_T))
+        point, grads, loss = (acts, masks, zt), {}, None
         for group in groups:
-            got = torch.autograd.grad(aux_loss(point, group), [t for n in group for t in delta[n]])
-            grads.update({n: got[2 * i:2 * i + 2] for i, n in enumerate(group)})
-        loss = None
-        if want_loss:
-            with torch.no_grad():
-                loss = aux_loss(point)
+            res = residual(point, None if len(groups) == 1 else group)
+            if want_loss and len(groups) == 1:
+                loss = res.pow(2).mean()
+            g = dict(zip(body + ["aux_head"], mse_gradients(L0, head0, res, acts, masks)))
+            grads.update({n: g[n] for n in group})
+        if want_loss and loss is None:
+            loss = residual(point).pow(2).mean()
         return loss, [g for n in trained for g in grads[n]]
 
     if optimiser == "frozen":
@@ -135,22 +135,21 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
         for step in range(steps):
             loss, grads = loss_and_grads(batch(step), epoch == cfg.student_epochs - 1)
             t = epoch * steps + step + 1   # Adam's step count
-            with torch.no_grad():
-                if optimiser == "adam":
-                    for leaf, g in zip(leaves, grads):
-                        leaf.grad = g
-                    opt.step()
-                else:
-                    energy = sum((dm * g * g).sum() for dm, g in zip(precond, grads)).double()
-                    energy_1 = energy if energy_1 is None else energy_1   # tensors: no host sync per step
-                    acc, scale = theory.schedule_step(acc, torch.where(energy_1 > 0, energy / energy_1, 1.0), t)
-                    scale = scale.float()
-                    for leaf, mi, dm, g in zip(leaves, mom, precond, grads):
-                        mi.mul_(theory.response.BETA1).add_(g, alpha=1.0 - theory.response.BETA1)
-                        leaf.sub_(cfg.student_lr * scale * dm * mi / (1.0 - theory.response.BETA1 ** t))
+            if optimiser == "adam":
+                for leaf, g in zip(leaves, grads):
+                    leaf.grad = g
+                opt.step()
+            else:
+                energy = sum((dm * g * g).sum() for dm, g in zip(precond, grads)).double()
+                energy_1 = energy if energy_1 is None else energy_1   # tensors: no host sync per step
+                acc, scale = theory.schedule_step(acc, torch.where(energy_1 > 0, energy / energy_1, 1.0), t)
+                scale = scale.float()
+                for leaf, mi, dm, g in zip(leaves, mom, precond, grads):
+                    mi.mul_(theory.response.BETA1).add_(g, alpha=1.0 - theory.response.BETA1)
+                    leaf.sub_(cfg.student_lr * scale * dm * mi / (1.0 - theory.response.BETA1 ** t))
             if epoch == cfg.student_epochs - 1:
                 last += loss.double()
     params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
     for n, (dw, db) in delta.items():
-        params[n] = (params[n][0] + dw.detach(), params[n][1] + db.detach())
+        params[n] = (params[n][0] + dw, params[n][1] + db)
     return {"params": params, "target": kind, "loss_last": float(last) / max(steps, 1)}

@@ -9,7 +9,7 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, nets, train_group
 from limen.verify.subliminal import predict as P
 from limen.verify.subliminal.engine import get_data
-from limen.verify.subliminal.linear_student import linear_aux_logits, linearised_student
+from limen.verify.subliminal.linear_student import linear_aux_logits, linearised_student, mse_gradients
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
             eval_noise_batches=1, eval_noise_batch=64)
@@ -55,6 +55,26 @@ def test_linear_model_is_the_first_order_expansion(runs):
                             acts, masks)
     z0, jv = _jvp(spec, s0, delta, x)
     assert torch.allclose(got, z0 + jv, atol=1e-4)
+
+
+def test_mse_gradients_are_autograds_gradients_of_the_linear_models_loss(runs):
+    models, _ = runs
+    s0, spec = models[0].student_init, models[0].student_spec
+    g = torch.Generator().manual_seed(3)
+    names = [lyr.name for lyr in spec.body] + ["aux_head"]
+    delta = {n: (torch.randn(s0[n][0].shape, generator=g, dtype=torch.float64, requires_grad=True),
+                 torch.randn(s0[n][1].shape, generator=g, dtype=torch.float64, requires_grad=True)) for n in names}
+    L0 = [(w.double(), b.double()) for w, b in P.body_layers(s0, spec)]
+    head = tuple(t.double() for t in s0["aux_head"])
+    x = torch.rand(30, 64, generator=g, dtype=torch.float64) * 2 - 1
+    target = torch.randn(30, head[0].shape[0], generator=g, dtype=torch.float64)
+    acts, masks = P.relu_forward(L0, x)
+    res = linear_aux_logits(L0, head, [delta[n] for n in names[:-1]], delta["aux_head"], acts, masks) - target
+    want = torch.autograd.grad(res.pow(2).mean(), [t for n in names for t in delta[n]])
+    got = [t for pair in mse_gradients(L0, head, res.detach(), acts, masks) for t in pair]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_reachable_target_is_the_student_moved_by_the_teachers_displacement(runs):
