@@ -147,10 +147,12 @@ def test_predict_student_structure(reports):
     # and the optimiser model's error split: Adam's adaptivity (linearised − frozen) and the curvature (frozen − response)
     fro = [r for r in s["series"]["runs"] if r["frozen_exact_g"] is not None]
     assert fro and {r["seed"] for r in fro} == {0} and all(0 <= r["frozen_exact_g"] <= 1 for r in fro)
+    assert all(r["last_layer_exact"] is not None and 0 <= r["last_layer_exact"] <= 1 for r in fro)
     pairs = {"all runs: mean |student − frozen-Adam model with the exact G| accuracy": ("student", "frozen_exact_g"),
              "all runs: mean |exact linearised student − frozen-Adam model with the exact G| accuracy":
                  ("linearised", "frozen_exact_g"),
              "all runs: mean |frozen-Adam model with the exact G − linear response| accuracy":
-                 ("frozen_exact_g", "linear_response")}
+                 ("frozen_exact_g", "linear_response"),
+             "all runs: mean |student − last-layer-exact student| accuracy": ("student", "last_layer_exact")}
     for q, (a, b) in pairs.items():
         assert rows[q]["measured"]["mean"] == pytest.approx(sum(abs(r[a] - r[b]) for r in fro) / len(fro), abs=1e-12), q

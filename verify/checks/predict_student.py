@@ -28,16 +28,18 @@ import numpy as np
 from . import init_controls, protocol
 from .core import CheckContext, CheckResult, Preset, at_least, at_most, exact, info, mean_ci, within, worst
 from .runs import engine_runs
-from .student_prediction import (CERT_ALPHA, CERT_K, FIELD, FROZEN_FIELD, LIN_FIELD, MARGIN_K, frozen_measure,
-                                 linearised_measure, response_measure, table)
+from .student_prediction import (CERT_ALPHA, CERT_K, FIELD, FROZEN_FIELD, LIN_FIELD, MARGIN_K, PARTIAL_FIELD,
+                                 frozen_measure, linearised_measure, partial_measure, response_measure, table)
 
 TOL = 0.05
 MIN_CORR = 0.9
 TIGHT = 0.5   # on shared runs with accuracy ≥ 0.5 the guaranteed accuracy should be at least half of it
 LIN_QUICK_SEEDS = 2   # seeds with the exact linearised student under --quick (it costs one training each)
-FROZEN_QUICK_SEEDS = 0   # seeds with the frozen exact-G model under --quick: none (time budget); every seed at full size
+FROZEN_QUICK_SEEDS = 0   # seeds with the frozen exact-G and last-layer-exact models under --quick: none (time budget);
+#                          every seed at full size
 PREDICTORS = {"linear_response": "linear response", "linearised": "exact linearised student",
-              "frozen": "frozen-Adam model with the exact G", "entk": "linearised (eNTK) student",
+              "frozen": "frozen-Adam model with the exact G", "partial": "last-layer-exact student",
+              "entk": "linearised (eNTK) student",
               "oracle": "free-feature oracle"}
 
 
@@ -66,8 +68,8 @@ def run(ctx: CheckContext) -> CheckResult:
     n_lin = min(n_seeds, LIN_QUICK_SEEDS) if ctx.quick else n_seeds
     n_frozen = min(n_seeds, FROZEN_QUICK_SEEDS) if ctx.quick else n_seeds
     base = ["check", response_measure()]
-    tiers = [(n_frozen, base + [linearised_measure(), frozen_measure()],
-              "predict-student runs with the frozen-Adam model and the exact G"),
+    tiers = [(n_frozen, base + [linearised_measure(), frozen_measure(), partial_measure()],
+              "predict-student runs with the frozen-Adam model, the exact G and the last-layer-exact student"),
              (n_lin, base + [linearised_measure()], "predict-student runs with the exact linearised student"),
              (n_seeds, base, "predict-student runs")]
     recs: list = [None] * len(labelled)
@@ -86,6 +88,7 @@ def run(ctx: CheckContext) -> CheckResult:
     pred = {"linear_response": table(labelled, recs, ("acc", "linear_response")),
             "linearised": table(lin_labelled, lin_recs, ("acc",), LIN_FIELD),
             "frozen": table(fro_labelled, fro_recs, ("acc",), FROZEN_FIELD),
+            "partial": table(fro_labelled, fro_recs, ("acc",), PARTIAL_FIELD),
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     corr = table(labelled, recs, ("corr", "linear_response"))
     corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)
@@ -107,7 +110,7 @@ def run(ctx: CheckContext) -> CheckResult:
             curvature += [abs(fro[s] - pred["linear_response"][cond][m][s]) for s in seeds if s in fro]
             scatter += [(cond, pred["linear_response"][cond][m][s], by_seed[s]) for s in seeds]
             side = ", ".join(f"{PREDICTORS[k]} {np.mean(list(pred[k][cond][m].values())):.3f}"
-                             for k in ("linearised", "frozen", "oracle", "entk") if pred[k].get(cond, {}).get(m))
+                             for k in ("linearised", "frozen", "partial", "oracle", "entk") if pred[k].get(cond, {}).get(m))
             rows.append(within(f"{cond}, m = {m}: student − predicted accuracy "
                                f"(predicted {np.mean([pred['linear_response'][cond][m][s] for s in seeds]):.3f})",
                                0.0, mean_ci(diff), TOL, detail=f"target {targets[(cond, m)]}; {side}"))
@@ -131,7 +134,10 @@ def run(ctx: CheckContext) -> CheckResult:
         why = {"linearised": f"the linear model itself, trained by Adam (as costly as the student; seeds < {n_lin}): "
                              "the error of linearising",
                "frozen": "the response's frozen optimiser model on the linear model with the exact, coupled G (as "
-                         f"costly as the student; seeds < {n_frozen})"}.get(k, "an earlier model, shown for comparison")
+                         f"costly as the student; seeds < {n_frozen})",
+               "partial": "the student with its first body layers at first order and its last hidden layer and head "
+                          f"exact, trained by Adam (as costly as the student; seeds < {n_frozen}): where it leaves first "
+                          "order"}.get(k, "an earlier model, shown for comparison")
         rows.append(row if k == "linear_response" else info(row.quantity, row.measured, predicted="0", detail=why))
     rows.append(info("all runs: mean |exact linearised student − linear response| accuracy", mean_ci(optimiser),
                      predicted="0", detail="the error of modelling Adam as a frozen Kronecker-factored preconditioner"))
@@ -202,7 +208,9 @@ def run(ctx: CheckContext) -> CheckResult:
                "optimiser model.",
                "frozen-Adam model with the exact G (full size): the response's optimiser model on that linear model "
                "with the exact, coupled curvature; it splits the optimiser model's error into Adam's adaptivity and "
-               "the curvature model."],
+               "the curvature model.",
+               "last-layer-exact student (full size): body layers below the last at first order, the last hidden "
+               "layer's ReLU and the head exact, trained by Adam to the teacher's aux logits; it costs a training run."],
         plots=[fig, fig2],
         series={"runs": [{"condition": c, "m": m, "seed": cfg.seed, "student": rec["metrics"]["student_final_acc"],
                           **rec[FIELD]["acc"],
@@ -210,6 +218,7 @@ def run(ctx: CheckContext) -> CheckResult:
                           "corr": rec[FIELD]["corr"]["linear_response"],
                           "linearised": pred["linearised"][c][m].get(cfg.seed),
                           "frozen_exact_g": pred["frozen"].get(c, {}).get(m, {}).get(cfg.seed),
+                          "last_layer_exact": pred["partial"].get(c, {}).get(m, {}).get(cfg.seed),
                           "corr_linearised": corr_lin[c][m].get(cfg.seed),
                           "guaranteed_acc": rec[FIELD]["bound"]["guaranteed_acc"]}
                          for (c, m, cfg), rec in zip(labelled, recs)]},

@@ -8,9 +8,10 @@ Every function here receives a run's trained networks only to *measure*: the pre
   ``segment-margin-certificate``, beside the previous ``response-margin-certificate``) and the teacher's
   first-order share. Shared by ``predict-student``, ``init-controls``, ``oracle-student``, ``transfer-fraction``,
   ``width-transition`` and ``aux-perturbation``.
-* ``"linearised"`` / ``"frozen_exact_g"`` (:func:`linearised_measure`, :func:`frozen_measure`): the exact
-  linearised student and the frozen-Adam model with the exact G (:mod:`limen.verify.subliminal.linear_student`),
-  diagnostics that cost a training run each.
+* ``"linearised"`` / ``"frozen_exact_g"`` / ``"last_layer_exact"`` (:func:`linearised_measure`,
+  :func:`frozen_measure`, :func:`partial_measure`): the exact linearised student, the frozen-Adam model with the
+  exact G, and the student with its first body layers at first order and its last hidden layer and head exact
+  (:mod:`limen.verify.subliminal.linear_student`), diagnostics that cost a training run each.
 
 Their versions cover this module and the predictors, not the checks that tabulate them: a change in how a check
 reports re-measures nothing.
@@ -25,6 +26,7 @@ import numpy as np
 FIELD = "predict"
 LIN_FIELD = "linearised"
 FROZEN_FIELD = "frozen_exact_g"
+PARTIAL_FIELD = "last_layer_exact"
 
 #: Failure bound (theory segment-margin-certificate): the student within k·s(x), s(x) = ‖y_P − y_S0‖_∞, of the
 #: segment from y_S0 + α_min (y_P − y_S0) to y_P -- the predicted change points the right way, its size is known
@@ -145,7 +147,11 @@ def measure_linearised(models, data, optimiser: str = "adam") -> dict:
     pre = models.pre_run()
     t0 = time.perf_counter()
     lin = linearised_student(pre, data, device=data.x_test.device, optimiser=optimiser)
-    seconds = time.perf_counter() - t0
+    return _compare(models, pre, data, lin, time.perf_counter() - t0)
+
+
+def _compare(models, pre, data, lin: dict, seconds: float) -> dict:
+    """A trained model of the student (``{"params", "target", "loss_last"}``) against the trained student."""
     v = _logit_views(models, pre, data, {"linearised": lin["params"]})
     scores = {k: d["linearised"] for k, d in _scores(v).items()}
     corr, _ = _student_corr(models, data, v)
@@ -156,6 +162,18 @@ def measure_linearised(models, data, optimiser: str = "adam") -> dict:
 def measure_frozen(models, data) -> dict:
     """:func:`measure_linearised` with the frozen-Adam model and the exact, coupled G."""
     return measure_linearised(models, data, optimiser="frozen")
+
+
+def measure_partial(models, data) -> dict:
+    """The student with every body layer but the last at first order and the last hidden layer and head exact
+    (``partially_linearised_student(nonlinear_from=<last body layer>)``, teacher's logits as target), compared with
+    the trained student as :func:`measure_linearised` does; stored under ``"last_layer_exact"``."""
+    from limen.verify.subliminal.linear_student import partially_linearised_student
+
+    pre = models.pre_run()
+    t0 = time.perf_counter()
+    out = partially_linearised_student(pre, data, pre.student_spec.body[-1].name, device=data.x_test.device)
+    return _compare(models, pre, data, out, time.perf_counter() - t0)
 
 
 def _teacher_first_order(pre, x, theory) -> dict:
@@ -201,6 +219,11 @@ def linearised_measure():
 def frozen_measure():
     """The frozen-Adam model with the exact G as a named, versioned measurement (``predict-student`` at full size)."""
     return _training_measure(FROZEN_FIELD, "measure_frozen")
+
+
+def partial_measure():
+    """The last-layer-exact student as a named, versioned measurement (``predict-student`` at full size)."""
+    return _training_measure(PARTIAL_FIELD, "measure_partial")
 
 
 def table(labelled, records, path, field: str = FIELD) -> dict:

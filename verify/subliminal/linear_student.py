@@ -34,7 +34,7 @@ from limen import theory
 
 from . import nets
 from .config import derived_seed
-from .engine import PreRunModels
+from .engine import PreRunModels, RunModels
 from .predict import (MOMENT_BATCHES, _noise, backward, body_layers, linear_target, relu_forward, resolve_target,
                       tangent, teacher_displacement)
 
@@ -54,6 +54,16 @@ def mse_gradients(layers, head, residual, acts, masks) -> list:
     ``J_hᵀ (r A₀)`` (:func:`~.predict.backward`) and the head's ``(rᵀ h₀, Σ_x r)``."""
     r = residual * (2.0 / residual.numel())
     return [*backward(layers, head[0], r, acts, masks), (r.T @ acts[-1], r.sum(0))]
+
+
+def _batches(cfg, data, dev):
+    """``batch(step)``: the noise batch of every step, as training draws it (fresh, or slices of the fixed pool), from
+    the linear students' own stream."""
+    shape, B = tuple(data.image_shape), cfg.noise_batch
+    gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
+    pool = _noise(cfg, cfg.noise_pool, gen, shape, dev, data.normalization) if cfg.noise_pool is not None else None
+    return lambda step: (_noise(cfg, B, gen, shape, dev, data.normalization) if pool is None
+                         else pool[step * B:(step + 1) * B])
 
 
 def _groups(blocks, trained: list[str]) -> list[list[str]]:
@@ -88,14 +98,8 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     groups = _groups(blocks, trained)
     leaves = [t for n in trained for t in delta[n]]
     opt = torch.optim.Adam(leaves, lr=cfg.student_lr, fused=True) if optimiser == "adam" else None
-    shape = tuple(data.image_shape)
-    gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
-    B = cfg.noise_batch
-    pool = _noise(cfg, cfg.noise_pool, gen, shape, dev, data.normalization) if cfg.noise_pool is not None else None
+    batch = _batches(cfg, data, dev)
     steps, last = cfg.student_steps_per_epoch, torch.zeros((), device=dev, dtype=torch.float64)
-
-    def batch(step):
-        return _noise(cfg, B, gen, shape, dev, data.normalization) if pool is None else pool[step * B:(step + 1) * B]
 
     def residual(point, group=None):
         """``z_lin − target`` at ``point``, with only ``group``'s δ (default: every layer's). Reachable target:
@@ -153,3 +157,61 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     for n, (dw, db) in delta.items():
         params[n] = (params[n][0] + dw, params[n][1] + db)
     return {"params": params, "target": kind, "loss_last": float(last) / max(steps, 1)}
+
+
+def partial_aux_logits(layers, head, body_delta, head_delta, x, k: int) -> torch.Tensor:
+    """Aux logits with the body at first order below layer ``k`` (``a_k⁰ + J_{a_k} δ_{<k}``, gates of layers < k
+    fixed at θ_S0) and the layers from ``k`` on and the head exact at ``θ + δ`` (``k = 0``: the real network)."""
+    acts, masks = relu_forward(layers[:k], x)
+    h = acts[-1] if k == 0 else acts[-1] + tangent(layers[:k], body_delta[:k], acts, masks)
+    for (w, b), (dw, db) in zip(layers[k:], body_delta[k:]):
+        h = torch.relu(h @ (w + dw).T + b + db)
+    (A, a), (dA, da) = head, head_delta
+    return h @ (A + dA).T + a + da
+
+
+def partially_linearised_student(pre: PreRunModels, data, nonlinear_from: str, *, device=None) -> dict:
+    """The student with its body at first order *below* layer ``nonlinear_from`` and exact from there on:
+
+        a_k(x; δ) = a_k⁰(x) + J_{a_k}(x) δ_{<k},   h = ReLU-MLP_{≥k}(a_k; θ_{≥k} + δ_{≥k}),   z = h (A₀ + δA)ᵀ + a₀ + δa,
+
+    trained by Adam like :func:`linearised_student` (same optimiser settings and noise stream) to the teacher's aux
+    logits ``z_T(x)`` on noise; returns ``{"params": θ_S0 + δ, "target": "function", "loss_last"}`` (evaluate
+    through the real network).
+    ``nonlinear_from`` = the first body layer is the real network (a replica of the student on another noise
+    stream); the last one keeps only the last hidden layer's gates and the head's product exact. A diagnostic of
+    *where* the student leaves first order: it costs a training run.
+    """
+    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
+        raise TypeError("partially_linearised_student takes a run's pre-run view (RunModels.pre_run())")
+    cfg, spec = pre.config, pre.student_spec
+    body = [lyr.name for lyr in spec.body]
+    if nonlinear_from not in body:
+        raise ValueError(f"nonlinear_from must name a body layer ({', '.join(body)}), got {nonlinear_from!r}")
+    resolve_target(pre, "function", "partially_linearised_student")   # a ReLU MLP body
+    dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
+    s0 = {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in pre.student_init.items()}
+    L0, (A0, a0), k = body_layers(s0, spec), s0["aux_head"], body.index(nonlinear_from)
+    flags = cfg.trainable_flags("student")
+    delta = {n: (torch.zeros_like(s0[n][0]), torch.zeros_like(s0[n][1])) for n in body + ["aux_head"]}
+    leaves = [t.requires_grad_(True) for n in delta if flags.get(n, True) for t in delta[n]]
+    opt = torch.optim.Adam(leaves, lr=cfg.student_lr, fused=True)
+    batch = _batches(cfg, data, dev)
+    steps, last = cfg.student_steps_per_epoch, torch.zeros((), device=dev, dtype=torch.float64)
+    for epoch in range(cfg.student_epochs):
+        for step in range(steps):
+            x = batch(step)
+            with torch.no_grad():
+                zt = linear_target(pre, "function", x, None, None, L0, (A0, a0), None)
+            z = partial_aux_logits(L0, (A0, a0), [delta[n] for n in body], delta["aux_head"], x, k)
+            loss = (z - zt).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if epoch == cfg.student_epochs - 1:
+                last += loss.detach().double()
+    params = {n: (w.clone(), b.clone()) for n, (w, b) in s0.items()}
+    for n, (dw, db) in delta.items():
+        params[n] = (params[n][0] + dw.detach(), params[n][1] + db.detach())
+    return {"params": params, "target": "function", "loss_last": float(last) / max(steps, 1)}
+

@@ -9,7 +9,8 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, nets, train_group
 from limen.verify.subliminal import predict as P
 from limen.verify.subliminal.engine import get_data
-from limen.verify.subliminal.linear_student import linear_aux_logits, linearised_student, mse_gradients
+from limen.verify.subliminal.linear_student import (linear_aux_logits, linearised_student, mse_gradients,
+                                                     partial_aux_logits, partially_linearised_student)
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
             eval_noise_batches=1, eval_noise_batch=64)
@@ -210,3 +211,54 @@ def test_blocks_and_optimiser_are_validated(runs):
     one = linearised_student(pre, data, blocks=[["fc1", "fc2", "aux_head"]])
     for n, (w, _) in linearised_student(pre, data)["params"].items():
         assert torch.equal(w, one["params"][n][0])
+
+
+def test_partial_model_is_exact_from_its_layer_on_and_first_order_below(runs):
+    """k = 0 is the real network; δ below k = 0 is the real network; otherwise it agrees with the real network to
+    first order in δ_{<k} (the error shrinks as ε², float64)."""
+    models, _ = runs
+    s0, spec = models[0].student_init, models[0].student_spec
+    g = torch.Generator().manual_seed(4)
+    names = [lyr.name for lyr in spec.body]
+    p64 = {n: (w.double(), b.double()) for n, (w, b) in s0.items()}
+    L0, head = P.body_layers(p64, spec), p64["aux_head"]
+    delta = {n: (torch.randn(p64[n][0].shape, generator=g, dtype=torch.float64),
+                 torch.randn(p64[n][1].shape, generator=g, dtype=torch.float64)) for n in names + ["aux_head"]}
+    x = torch.rand(40, 64, generator=g, dtype=torch.float64) * 2 - 1
+
+    def real(eps_below, k):
+        moved = {n: (p64[n][0] + (eps_below if i < k else 1.0) * delta[n][0],
+                     p64[n][1] + (eps_below if i < k else 1.0) * delta[n][1])
+                 for i, n in enumerate(names + ["aux_head"])}
+        return _aux(spec, {**p64, **moved}, x)
+
+    def model(eps_below, k):
+        d = [(eps_below * dw, eps_below * db) if i < k else (dw, db) for i, (dw, db) in
+             enumerate(delta[n] for n in names)]
+        return partial_aux_logits(L0, head, d, delta["aux_head"], x, k)
+
+    assert torch.allclose(model(1.0, 0), real(1.0, 0), rtol=1e-12, atol=1e-12)
+    k = len(names) - 1
+    assert torch.allclose(model(0.0, k), real(0.0, k), rtol=1e-12, atol=1e-12)
+    errs = [float((model(e, k) - real(e, k)).abs().max()) for e in (1e-3, 1e-4)]
+    assert 0 < errs[1] < errs[0] / 30   # O(ε²): a first-order model, not the real one
+
+
+def test_partially_linearised_student_trains_and_validates(runs):
+    models, data = runs
+    pre = models[1].pre_run()   # random aux head
+    a, b = partially_linearised_student(pre, data, "fc2"), partially_linearised_student(pre, data, "fc2")
+    for n, (w, bias) in a["params"].items():
+        assert torch.equal(w, b["params"][n][0]) and torch.isfinite(w).all() and torch.isfinite(bias).all()
+    assert torch.equal(a["params"]["class_head"][0], pre.student_init["class_head"][0])   # no gradient there
+    assert not torch.equal(a["params"]["fc1"][0], pre.student_init["fc1"][0])
+    at_teacher = dataclasses.replace(models[0].pre_run(),
+                                     student_init={k: (w.clone(), b.clone()) for k, (w, b) in models[0].teacher.items()})
+    out = partially_linearised_student(at_teacher, data, "fc2")
+    assert out["loss_last"] == 0.0
+    for n, (w, _) in out["params"].items():
+        assert torch.equal(w, models[0].teacher[n][0])
+    with pytest.raises(ValueError, match="nonlinear_from must name a body layer"):
+        partially_linearised_student(pre, data, "aux_head")
+    with pytest.raises(TypeError, match="pre-run view"):
+        partially_linearised_student(models[1], data, "fc2")
