@@ -152,10 +152,10 @@ def measure_linearised(models, data, optimiser: str = "adam") -> dict:
 
 def _compare(models, pre, data, lin: dict, seconds: float) -> dict:
     """A trained model of the student (``{"params", "target", "loss_last"}``) against the trained student."""
-    v = _logit_views(models, pre, data, {"linearised": lin["params"]})
-    scores = {k: d["linearised"] for k, d in _scores(v).items()}
+    v = _logit_views(models, pre, data, {"model": lin["params"]})
+    scores = {k: d["model"] for k, d in _scores(v).items()}
     corr, _ = _student_corr(models, data, v)
-    return {"target": lin["target"], **scores, "corr": corr["linearised"], "seconds": seconds,
+    return {"target": lin["target"], **scores, "corr": corr["model"], "seconds": seconds,
             "loss_last": lin["loss_last"]}
 
 

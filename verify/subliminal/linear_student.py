@@ -34,7 +34,7 @@ from limen import theory
 
 from . import nets
 from .config import derived_seed
-from .engine import PreRunModels, RunModels
+from .engine import PreRunModels
 from .predict import (MOMENT_BATCHES, _noise, backward, body_layers, linear_target, relu_forward, resolve_target,
                       tangent, teacher_displacement)
 
@@ -66,6 +66,25 @@ def _batches(cfg, data, dev):
                          else pool[step * B:(step + 1) * B])
 
 
+def _start(pre: PreRunModels, device):
+    """Device, float32 initial parameters, body layer names, a zero displacement δ per body layer and aux head, and
+    the layers the student trains."""
+    dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
+    s0 = {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in pre.student_init.items()}
+    body = [lyr.name for lyr in pre.student_spec.body]
+    delta = {n: (torch.zeros_like(s0[n][0]), torch.zeros_like(s0[n][1])) for n in body + ["aux_head"]}
+    flags = pre.config.trainable_flags("student")
+    return dev, s0, body, delta, [n for n in delta if flags.get(n, True)]
+
+
+def _moved(s0, delta) -> dict:
+    """``θ_S0 + δ`` (every layer δ does not name stays at θ_S0)."""
+    params = {n: (w.clone(), b.clone()) for n, (w, b) in s0.items()}
+    for n, (dw, db) in delta.items():
+        params[n] = (params[n][0] + dw.detach(), params[n][1] + db.detach())
+    return params
+
+
 def _groups(blocks, trained: list[str]) -> list[list[str]]:
     """The layer groups of ``blocks`` (default: one group of every trained layer), validated against ``trained``."""
     if blocks is None:
@@ -86,15 +105,10 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
     if optimiser not in OPTIMISERS:
         raise ValueError(f"optimiser must be one of {', '.join(OPTIMISERS)}, got {optimiser!r}")
     kind = resolve_target(pre, target, "linearised_student")
-    cfg, spec = pre.config, pre.student_spec
-    dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
-    s0 = {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in pre.student_init.items()}
-    body = [lyr.name for lyr in spec.body]
-    L0, head0 = body_layers(s0, spec), s0["aux_head"]
+    cfg = pre.config
+    dev, s0, body, delta, trained = _start(pre, device)
+    L0, head0 = body_layers(s0, pre.student_spec), s0["aux_head"]
     delta_T = teacher_displacement(pre, kind, dev)
-    flags = cfg.trainable_flags("student")
-    delta = {n: (torch.zeros_like(s0[n][0]), torch.zeros_like(s0[n][1])) for n in body + ["aux_head"]}
-    trained = [n for n in delta if flags.get(n, True)]
     groups = _groups(blocks, trained)
     leaves = [t for n in trained for t in delta[n]]
     opt = torch.optim.Adam(leaves, lr=cfg.student_lr, fused=True) if optimiser == "adam" else None
@@ -153,10 +167,7 @@ def linearised_student(pre: PreRunModels, data, *, target: str = "auto", device=
                     leaf.sub_(cfg.student_lr * scale * dm * mi / (1.0 - theory.response.BETA1 ** t))
             if epoch == cfg.student_epochs - 1:
                 last += loss.double()
-    params = {k: (w.clone(), b.clone()) for k, (w, b) in s0.items()}
-    for n, (dw, db) in delta.items():
-        params[n] = (params[n][0] + dw, params[n][1] + db)
-    return {"params": params, "target": kind, "loss_last": float(last) / max(steps, 1)}
+    return {"params": _moved(s0, delta), "target": kind, "loss_last": float(last) / max(steps, 1)}
 
 
 def partial_aux_logits(layers, head, body_delta, head_delta, x, k: int) -> torch.Tensor:
@@ -182,19 +193,13 @@ def partially_linearised_student(pre: PreRunModels, data, nonlinear_from: str, *
     stream); the last one keeps only the last hidden layer's gates and the head's product exact. A diagnostic of
     *where* the student leaves first order: it costs a training run.
     """
-    if isinstance(pre, RunModels) or not isinstance(pre, PreRunModels):
-        raise TypeError("partially_linearised_student takes a run's pre-run view (RunModels.pre_run())")
-    cfg, spec = pre.config, pre.student_spec
-    body = [lyr.name for lyr in spec.body]
+    resolve_target(pre, "function", "partially_linearised_student")   # a pre-run view of a ReLU MLP body
+    cfg = pre.config
+    dev, s0, body, delta, trained = _start(pre, device)
     if nonlinear_from not in body:
         raise ValueError(f"nonlinear_from must name a body layer ({', '.join(body)}), got {nonlinear_from!r}")
-    resolve_target(pre, "function", "partially_linearised_student")   # a ReLU MLP body
-    dev = torch.device(device) if device is not None else pre.student_init["aux_head"][0].device
-    s0 = {k: (w.to(dev, torch.float32), b.to(dev, torch.float32)) for k, (w, b) in pre.student_init.items()}
-    L0, (A0, a0), k = body_layers(s0, spec), s0["aux_head"], body.index(nonlinear_from)
-    flags = cfg.trainable_flags("student")
-    delta = {n: (torch.zeros_like(s0[n][0]), torch.zeros_like(s0[n][1])) for n in body + ["aux_head"]}
-    leaves = [t.requires_grad_(True) for n in delta if flags.get(n, True) for t in delta[n]]
+    L0, (A0, a0), k = body_layers(s0, pre.student_spec), s0["aux_head"], body.index(nonlinear_from)
+    leaves = [t.requires_grad_(True) for n in trained for t in delta[n]]
     opt = torch.optim.Adam(leaves, lr=cfg.student_lr, fused=True)
     batch = _batches(cfg, data, dev)
     steps, last = cfg.student_steps_per_epoch, torch.zeros((), device=dev, dtype=torch.float64)
@@ -210,8 +215,5 @@ def partially_linearised_student(pre: PreRunModels, data, nonlinear_from: str, *
             opt.step()
             if epoch == cfg.student_epochs - 1:
                 last += loss.detach().double()
-    params = {n: (w.clone(), b.clone()) for n, (w, b) in s0.items()}
-    for n, (dw, db) in delta.items():
-        params[n] = (params[n][0] + dw.detach(), params[n][1] + db.detach())
-    return {"params": params, "target": "function", "loss_last": float(last) / max(steps, 1)}
+    return {"params": _moved(s0, delta), "target": "function", "loss_last": float(last) / max(steps, 1)}
 
