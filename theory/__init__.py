@@ -96,6 +96,12 @@ Parameter-space linear response of the Adam student (:mod:`.response`)::
         the predicted change to be too large by up to 1/alpha_min)
     cross_head_target(G_SS, G_ST, delta_T) -> G_SS⁺ G_ST Δw_T    kronecker_cross_target(A_SS, A_ST, dW) -> A_SS⁺ A_ST ΔW
 
+Adam on a fraction of the noise (:mod:`.subsampled`)::
+
+    subsampled_second_moment(batch_mean, per_sample_sq, batch, train_batch)
+                                                     -> v̂_B, unbiased for Adam's E[g_B²] from a batch of b < B
+    subsampled_coefficients(batch, train_batch) -> (1 + κ, κ): v̂_B = (1 + κ) ḡ_b² − κ mean_i g_i²
+
 The derivations, assumptions and what each predicts are in ``docs/theory.md``;
 ``limen derive --list`` lists the registered results.
 """
@@ -121,6 +127,7 @@ from .response import (batch_second_moment, cross_head_target, envelope_bound, f
                        schedule_step, segment_margin_certificate, simulate_response, stochastic_response,
                        unit_response)
 from .results import CheckReport, Result, get, list_results
+from .subsampled import subsampled_coefficients, subsampled_second_moment
 
 __all__ = [
     "CheckReport", "Result", "get", "list_results",
@@ -139,4 +146,5 @@ __all__ = [
     "mode_response", "unit_response", "schedule_step", "response_displacement", "function_target", "reachable_share",
     "reachable_limit", "envelope_bound", "simulate_response", "stochastic_response", "batch_second_moment",
     "kronecker_diagonal", "kronecker_response", "cross_head_target", "kronecker_cross_target", "first_order_share", "remainder_ratio", "relative_margin_certificate", "segment_margin_certificate",
+    "subsampled_coefficients", "subsampled_second_moment",
 ]

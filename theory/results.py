@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 # modules whose import registers results (kept in reading order: the CLI lists in this order)
-_MODULES = ("linear", "heads", "compat", "bounds", "kernel", "response")
+_MODULES = ("linear", "heads", "compat", "bounds", "kernel", "response", "subsampled")
 
 
 @dataclass

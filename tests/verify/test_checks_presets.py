@@ -156,3 +156,15 @@ def test_predict_student_structure(reports):
              "all runs: mean |student − last-layer-exact student| accuracy": ("student", "last_layer_exact")}
     for q, (a, b) in pairs.items():
         assert rows[q]["measured"]["mean"] == pytest.approx(sum(abs(r[a] - r[b]) for r in fro) / len(fro), abs=1e-12), q
+    # the prediction: the response on reachable targets, the subsampled-Adam student on every other run
+    every = s["series"]["runs"]
+    for r in every:
+        assert 0 <= r["subsampled"] <= 1
+        assert r["prediction"] == (r["linear_response"] if r["target"] == "reachable" else r["subsampled"])
+    for q, k in (("all runs: mean |student − prediction| accuracy", "prediction"),
+                 ("all runs: mean |student − subsampled-Adam student| accuracy", "subsampled")):
+        assert rows[q]["measured"]["mean"] == pytest.approx(sum(abs(r["student"] - r[k]) for r in every) / len(every),
+                                                            abs=1e-12), q
+    assert rows["all runs: mean |student − prediction| accuracy"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    per_run = [r for q, r in rows.items() if q.startswith("random-fc1, m = ") and "predicted accuracy" in q]
+    assert per_run and all("subsampled-Adam student" in r["detail"] for r in per_run)

@@ -12,6 +12,8 @@ Every function here receives a run's trained networks only to *measure*: the pre
   :func:`frozen_measure`, :func:`partial_measure`): the exact linearised student, the frozen-Adam model with the
   exact G, and the student with its first body layers at first order and its last hidden layer and head exact
   (:mod:`limen.verify.subliminal.linear_student`), diagnostics that cost a training run each.
+* ``"subsampled"`` (:func:`subsampled_measure`): the subsampled-Adam student
+  (:mod:`limen.verify.subliminal.surrogate`), a prediction within the cost budget (``predict-student``).
 
 Their versions cover this module and the predictors, not the checks that tabulate them: a change in how a check
 reports re-measures nothing.
@@ -27,6 +29,7 @@ FIELD = "predict"
 LIN_FIELD = "linearised"
 FROZEN_FIELD = "frozen_exact_g"
 PARTIAL_FIELD = "last_layer_exact"
+SUB_FIELD = "subsampled"
 
 #: Failure bound (theory segment-margin-certificate): the student within k·s(x), s(x) = ‖y_P − y_S0‖_∞, of the
 #: segment from y_S0 + α_min (y_P − y_S0) to y_P -- the predicted change points the right way, its size is known
@@ -176,6 +179,18 @@ def measure_partial(models, data) -> dict:
     return _compare(models, pre, data, out, time.perf_counter() - t0)
 
 
+def measure_subsampled(models, data) -> dict:
+    """The subsampled-Adam student of one run (``surrogate.subsampled_student``, from its pre-run view), compared
+    with the trained student as :func:`measure_linearised` does (no ``loss_last``); stored under ``"subsampled"``."""
+    from limen.verify.subliminal.surrogate import subsampled_student
+
+    pre = models.pre_run()
+    t0 = time.perf_counter()
+    out = subsampled_student(pre, data, device=data.x_test.device)
+    seconds = time.perf_counter() - t0
+    return {**_compare(models, pre, data, {**out, "loss_last": None}, seconds), "batch": out["batch"]}
+
+
 def _teacher_first_order(pre, x, theory) -> dict:
     """Validity of linearisation: the share of the teacher's own class-logit change (test set) that its
     first-order term carries, and the remainder ratio (theory.first_order_share / remainder_ratio)."""
@@ -224,6 +239,15 @@ def frozen_measure():
 def partial_measure():
     """The last-layer-exact student as a named, versioned measurement (``predict-student`` at full size)."""
     return _training_measure(PARTIAL_FIELD, "measure_partial")
+
+
+def subsampled_measure():
+    """The subsampled-Adam student as a named, versioned measurement (``predict-student``, every run)."""
+    from limen.verify.road import MEASURE_SOURCES, Measure
+
+    return Measure(SUB_FIELD, f"{__name__}:measure_subsampled",
+                   sources=(__name__, "limen.verify.subliminal.predict", "limen.verify.subliminal.linear_student",
+                            "limen.verify.subliminal.surrogate", *MEASURE_SOURCES))
 
 
 def table(labelled, records, path, field: str = FIELD) -> dict:
