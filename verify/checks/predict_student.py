@@ -6,9 +6,10 @@ linear response (theory ``preconditioned-response``, ``kronecker-response``; :mo
 the student's parameters after T Adam steps are ``θ_S0 + D^{1/2}[I − u_T(M)]D^{-1/2}Δ*``, evaluated through the real
 network. On every other run (a random body layer or aux head) the subsampled-Adam student
 (:mod:`limen.verify.subliminal.surrogate`, theory ``subsampled-adam-moment``): the real network trained by Adam on a
-twentieth of the noise with the training batch's second moment. Both are reported on every run. Beside them: the exact linearised student (the same linear model trained by
-Adam itself, :mod:`limen.verify.subliminal.linear_student`; student vs it is the error of linearising, it vs the
-response the error of the optimiser model; at full size also the response's own frozen optimiser model with the
+twentieth of the noise with the training batch's second moment. Both are reported on every run. Beside them:
+the exact linearised student (the same linear model trained by Adam itself,
+:mod:`limen.verify.subliminal.linear_student`; student vs it is the error of linearising, it vs the response the
+error of the optimiser model; at full size also the response's own frozen optimiser model with the
 exact, coupled Gauss–Newton G, which splits that error into Adam's adaptivity and the curvature model), and two
 older predictions of the same runs: the free-feature oracle
 ``C_S[h_S0 + A_S⁺(z_T − z_S0)] + c_S`` (engine metric ``oracle_acc``) and the linearised (eNTK) student, the same
@@ -145,17 +146,17 @@ def run(ctx: CheckContext) -> CheckResult:
     for k, label in PREDICTORS.items():
         if not errors[k]:
             continue
-        why = {"linearised": f"the linear model itself, trained by Adam (as costly as the student; seeds < {n_lin}): "
+        why = {"prediction": "the linear response on reachable targets (shared body and aux head), the subsampled-Adam "
+                             "student elsewhere",
+               "linear_response": "every run (the previous prediction; its FAIL is a finding)",
+               "subsampled": "every run (its cost against training: limen bench predict)",
+               "linearised": f"the linear model itself, trained by Adam (as costly as the student; seeds < {n_lin}): "
                              "the error of linearising",
                "frozen": "the response's frozen optimiser model on the linear model with the exact, coupled G (as "
                          f"costly as the student; seeds < {n_frozen})",
                "partial": "the student with its first body layers at first order and its last hidden layer and head "
                           f"exact, trained by Adam (as costly as the student; seeds < {n_frozen}): where it leaves first "
                           "order"}.get(k, "an earlier model, shown for comparison")
-        why = {"prediction": "the linear response on reachable targets (shared body and aux head), the subsampled-Adam "
-                             "student elsewhere",
-               "linear_response": "every run (the previous prediction; its FAIL is a finding)",
-               "subsampled": "every run (about 6 % of a student's training)"}.get(k, why)
         quantity = f"all runs: mean |student − {label}| accuracy"
         if k in ("prediction", "linear_response"):
             rows.append(at_most(quantity, TOL, mean_ci(errors[k]), predicted="0", tol_text=f"≤ {TOL}",

@@ -58,7 +58,8 @@ def test_at_the_training_batch_it_is_adam_on_the_real_network(runs):
         assert full["batch"] == pre.config.noise_batch
         real = partially_linearised_student(pre, data, pre.student_spec.body[0].name)   # the real network, Adam
         for n, (w, b) in full["params"].items():
-            assert torch.allclose(w, real["params"][n][0], atol=1e-5) and torch.allclose(b, real["params"][n][1], atol=1e-5)
+            assert torch.allclose(w, real["params"][n][0], atol=1e-5)
+            assert torch.allclose(b, real["params"][n][1], atol=1e-5)
         assert not torch.equal(full["params"]["fc1"][0], pre.student_init["fc1"][0])
 
 
