@@ -13,7 +13,8 @@ Every function here receives a run's trained networks only to *measure*: the pre
   exact G, and the student with its first body layers at first order and its last hidden layer and head exact
   (:mod:`limen.verify.subliminal.linear_student`), diagnostics that cost a training run each.
 * ``"subsampled"`` (:func:`subsampled_measure`): the subsampled-Adam student
-  (:mod:`limen.verify.subliminal.surrogate`), a prediction within the cost budget (``predict-student``).
+  (:mod:`limen.verify.subliminal.surrogate`), ``predict-student``'s prediction on runs whose target is not
+  reachable (its cost against training: ``limen bench predict``).
 
 Their versions cover this module and the predictors, not the checks that tabulate them: a change in how a check
 reports re-measures nothing.
