@@ -101,7 +101,7 @@ def run(ctx: CheckContext) -> CheckResult:
     # the prediction: the linear response where the teacher's change is reachable in the student's own parameters,
     # the subsampled-Adam student elsewhere (a random body layer or aux head: a function target)
     chosen = {key: ("linear_response" if kind == "reachable" else "subsampled") for key, kind in targets.items()}
-    pred["prediction"] = {c: {m: dict(pred[chosen[(c, m)]][c][m]) for m in by_m} for c, by_m in oracle.items()}
+    pred["prediction"] = {c: {m: dict(pred[chosen[(c, m)]][c][m]) for m in by_m} for c, by_m in student.items()}
     corr = table(labelled, recs, ("corr", "linear_response"))
     corr_sub = table(labelled, recs, ("corr",), SUB_FIELD)
     corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)

@@ -10,18 +10,18 @@ the real network's gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's u
     v ← β2 v + (1 − β2) v̂_B,   v̂_B = max(ḡ_b² − κ (mean_i g_i² − ḡ_b²), mean_i g_i² / B)   (b < B),
 
 with the per-sample squares of a linear layer in closed form, ``mean_i g_i² = b (e²)ᵀ(a²)`` (``e`` the output
-gradients of the mean loss, ``a`` the inputs). The floor keeps a
-single draw from going negative: ``μ² + σ²/B ≥ (μ² + σ²)/B`` in expectation. At ``b = B`` (``fraction=1``) κ = 0 and
-the model is Adam on the real network. Without the correction a small batch's larger second moment shrinks every
-step.
+gradients of the mean loss, ``a`` the inputs). The floor keeps a single draw from going negative:
+``μ² + σ²/B ≥ (μ² + σ²)/B`` in expectation. At ``b = B`` (``fraction=1``) κ = 0 and the model is Adam on the real
+network. Without the correction a small batch's larger second moment shrinks every step.
 
 What it approximates: its first moment keeps the small batch's noise (√(B/b) times training's), which the
 student's drift does not see; a larger b (``fraction`` 5–10) follows the students more closely at full size.
 Computed from the pre-run view only (initial student, trained teacher, noise law, optimiser settings); at
-``FRACTION = 20`` its arithmetic is about 6 % of the student's training, and ``limen bench predict`` measures the
-ratio. It takes as many steps as training, so where training is bound by kernel launches (small networks on a
-GPU) it costs as much as one student's training unless runs are batched. Fresh noise only: a fixed noise pool would be
-a different pool at b per step.
+``FRACTION = 20`` its arithmetic is about 6 % of the student's training, but ``limen bench predict`` measures
+11–18 % at full size on a 2-core CPU: Adam's update on every parameter and the small kernels do not shrink with b.
+It takes as many steps as training, so where training is bound by kernel launches (small networks on a GPU) it costs
+as much as one student's training unless runs are batched. Fresh noise only: a fixed noise pool would be a
+different pool at b per step.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from limen import theory
 
 from .engine import PreRunModels
 from .linear_student import _batches, _start
-from .predict import body_layers, linear_target, resolve_target
+from .predict import body_layers, linear_target, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise batch over the model's
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
@@ -51,14 +51,9 @@ def _grads_and_squares(weights, x, zt, grads, squares) -> None:
     with ``None`` is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
     ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
     form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``)."""
-    acts, masks, h = [x], [], x
-    for w, bias in weights[:-1]:
-        s = h @ w.T + bias
-        masks.append(s > 0)
-        h = torch.relu(s)
-        acts.append(h)
+    acts, masks = relu_forward(weights[:-1], x)
     A, a = weights[-1]
-    e = (h @ A.T + a - zt) * (2.0 / zt.numel())
+    e = (acts[-1] @ A.T + a - zt) * (2.0 / zt.numel())
     for i in range(len(weights) - 1, -1, -1):
         if grads[i] is not None:
             e2 = e * e
@@ -84,12 +79,11 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, dev
     B, b = cfg.noise_batch, subsampled_batch(cfg.noise_batch, int(fraction))
     if b < 2:
         raise ValueError(f"noise_batch must be at least 2 for the variance estimate, got {B}")
-    small = dataclasses.replace(pre, config=dataclasses.replace(cfg, noise_batch=b))   # the small batches' view
-    dev, s0, body, _, trained = _start(small, device)
+    dev, s0, body, _, trained = _start(pre, device)
     names = body + ["aux_head"]
     layers = dict(zip(names, body_layers(s0, pre.student_spec) + [s0["aux_head"]]))
     steps = cfg.student_epochs * cfg.student_steps_per_epoch
-    draw = _batches(small.config, data, dev)
+    draw = _batches(dataclasses.replace(cfg, noise_batch=b), data, dev)   # b fresh samples per step
     x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher's logits in one pass
     zt_all = torch.cat([linear_target(pre, "function", x_all[a:a + 4096], None, None, list(layers.values())[:-1],
                                       layers["aux_head"], None) for a in range(0, x_all.shape[0], 4096)])
