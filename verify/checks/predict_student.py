@@ -150,7 +150,7 @@ def run(ctx: CheckContext) -> CheckResult:
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     targets = {(c, m): rec[FIELD]["target"] for (c, m, _), rec in zip(labelled, recs)}
     chosen = {key: predictor(kind) for key, kind in targets.items()}
-    pred["prediction"] = {c: {m: dict(pred[chosen[(c, m)]][c][m]) for m in by_m} for c, by_m in student.items()}
+    pred["prediction"] = predicted_table(labelled, recs)
     corr = table(labelled, recs, ("corr", "linear_response"))
     corr_sub = table(labelled, recs, ("corr",), SUB_FIELD)
     corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)
