@@ -168,3 +168,41 @@ def test_predict_student_structure(reports):
     assert rows["all runs: mean |student − prediction| accuracy"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
     per_run = [r for q, r in rows.items() if q.startswith("random-fc1, m = ") and "predicted accuracy" in q]
     assert per_run and all("subsampled-Adam student" in r["detail"] for r in per_run)
+
+
+def _records(reports, name):
+    return [json.loads(x) for x in (reports / name / "records.jsonl").read_text().splitlines()]
+
+
+def test_other_checks_report_predict_students_prediction(reports):
+    """init-controls, oracle-student and aux-perturbation show predict-student's prediction of their own runs,
+    chosen by the target kind the config alone gives (the one the response measured), beside the response."""
+    from limen.verify.subliminal import RunConfig
+
+    from limen.verify.checks.student_prediction import FIELD, SUB_FIELD
+
+    for name in ("predict-student", "aux-perturbation", "init-controls"):
+        for r in _records(reports, name):
+            kind = predict_student.target_of(RunConfig(**r["config"]))
+            assert kind == r[FIELD]["target"], name
+            assert (SUB_FIELD in r) or kind == "reachable", name   # the subsampled student wherever it predicts
+    recs = _records(reports, "oracle-student")
+    rows = {r["quantity"]: r for r in _summary(reports, "oracle-student")["rows"]}
+    err = [abs(r["metrics"]["student_final_acc"] - predict_student.predicted(r)) for r in recs]
+    got = rows["all runs: mean |student − prediction| accuracy"]["measured"]
+    assert got["n"] == len(recs) and got["mean"] == pytest.approx(sum(err) / len(err), abs=1e-12)
+    assert "all runs: mean |student − linear response| accuracy" in rows
+    s = _summary(reports, "aux-perturbation")
+    by_sigma: dict = {}
+    for r in _records(reports, "aux-perturbation"):
+        std = r["config"]["perturb"][0]["std"]
+        by_sigma.setdefault(std, []).append(predict_student.predicted(r))
+        if std > 0:
+            assert predict_student.predicted(r) == r[SUB_FIELD]["acc"]
+    assert s["series"]["prediction"] == pytest.approx([sum(v) / len(v) for _, v in sorted(by_sigma.items())], abs=1e-12)
+    quantities = [r["quantity"] for r in s["rows"]]
+    assert "accuracy: measured − prediction, mean over the σ grid (paired per seed)" in quantities
+    assert "accuracy: measured − linear response, mean over the σ grid (paired per seed)" in quantities
+    init = [r["quantity"] for r in _summary(reports, "init-controls")["rows"]]
+    assert any(q.startswith("random-fc1: student − prediction (subsampled-Adam student)") for q in init)
+    assert any(q.startswith("shared: student − prediction (linear response)") for q in init)

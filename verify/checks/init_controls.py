@@ -12,6 +12,10 @@ Prediction (theory R1, R3; P4 of docs/theory.md):
   small m at least as good as random hidden layers (a shared initialisation loses
   only the teacher's update outside row(A), R3.2).
 
+Beside these qualitative claims, check ``predict-student``'s prediction of every run at the largest m (the linear
+response on reachable targets, the subsampled-Adam student elsewhere; student − prediction within ± 0.05) and the
+linear response on every run.
+
 Experiment: ``RunConfig`` with the student's init sources of
 ``limen.verify.subliminal.INIT_CONDITIONS`` × an m-grid up to d, several seeds.
 Verdicts: "chance" is chance ± 0.05 (accuracy averaged over the m-grid per seed,
@@ -26,7 +30,6 @@ import numpy as np
 
 from . import protocol
 from .core import CheckContext, CheckResult, Preset, at_least, at_most, info, mean_ci, within
-from .runs import engine_runs
 
 CHANCE_TOL = 0.05
 NEAR_TEACHER = 0.10
@@ -69,9 +72,9 @@ def run(ctx: CheckContext) -> CheckResult:
     labelled = configs(ctx, n_seeds)
     from . import predict_student, student_prediction
 
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=student_prediction.response_measure(),
-                       description="init-controls runs")
+    recs = predict_student.prediction_runs([c for *_, c in labelled], ctx, description="init-controls runs")
     response = student_prediction.table(labelled, recs, ("acc", "linear_response"))
+    prediction = predict_student.predicted_table(labelled, recs)
     acc = table(labelled, recs)
     teacher = table(labelled, recs, "teacher_final_acc")
     K = protocol.n_classes(ctx)
@@ -94,11 +97,14 @@ def run(ctx: CheckContext) -> CheckResult:
                          mean_ci(_paired(acc["shared"][lo_m], acc["random-hidden"][lo_m])),
                          predicted="≥ 0 (shared init helps at m < d)"))
     rows.append(info("teacher accuracy", mean_ci(list(teacher["shared"][hi_m].values()))))
-    for cond in acc:  # the linear-response prediction of the same runs (check predict-student)
-        pred = response[cond][hi_m]
-        rows.append(within(f"{cond}: student − linear response accuracy at m = {hi_m}", 0.0,
-                           mean_ci(_paired(acc[cond][hi_m], pred)), predict_student.TOL,
-                           detail=f"predicted {np.mean(list(pred.values())):.3f} before training"))
+    for cond in acc:  # check predict-student's prediction of the same runs, and the linear response on every run
+        kind = predict_student.target_of(next(cfg for c, m, cfg in labelled if c == cond))
+        for label, got in ((f"prediction ({predict_student.PREDICTORS[predict_student.predictor(kind)]})",
+                            prediction), ("linear response", response)):
+            pred = got[cond][hi_m]
+            rows.append(within(f"{cond}: student − {label} accuracy at m = {hi_m}", 0.0,
+                               mean_ci(_paired(acc[cond][hi_m], pred)), predict_student.TOL,
+                               detail=f"predicted {np.mean(list(pred.values())):.3f} before training"))
     series = {cond: {str(m): mean_ci(list(by_m[m].values())).to_dict() for m in ms} for cond, by_m in acc.items()}
     plot = _plot(ctx, acc, teacher, ms, chance)
     return CheckResult(

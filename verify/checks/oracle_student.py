@@ -10,7 +10,8 @@ oracle accuracy of every run (``metrics.oracle_acc``). Comparison: per condition
 m, the paired difference student − oracle (t-interval over seeds) must lie within
 ± 0.05; pooled over all runs, the mean absolute difference must be at most 0.05 (a
 signed mean would let over- and under-predictions of different conditions cancel);
-the signed mean, the share of runs within ± 0.05 and the correlation are reported.
+the signed mean, the share of runs within ± 0.05 and the correlation are reported. Beside it, pooled the same
+way: check ``predict-student``'s prediction of the same runs and the linear response on every run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 
 from . import init_controls
 from .core import CheckContext, CheckResult, Preset, at_most, bootstrap_ci, info, mean_ci, within
-from .runs import engine_runs
 
 TOL = 0.05
 
@@ -29,14 +29,14 @@ def run(ctx: CheckContext) -> CheckResult:
 
     n_seeds = ctx.n_seeds(full=10, quick=4)
     labelled = init_controls.configs(ctx, n_seeds)
-    from . import student_prediction
+    from . import predict_student, student_prediction
 
-    recs = engine_runs([c for *_, c in labelled], ctx, measure=student_prediction.response_measure(),
-                       description="oracle-student runs")
+    recs = predict_student.prediction_runs([c for *_, c in labelled], ctx, description="oracle-student runs")
     response = student_prediction.table(labelled, recs, ("acc", "linear_response"))
+    prediction = predict_student.predicted_table(labelled, recs)
     student = init_controls.table(labelled, recs)
     oracle = init_controls.table(labelled, recs, "oracle_acc")
-    rows, diffs, pairs, groups, resp = [], [], [], [], []
+    rows, diffs, pairs, groups, resp, pred = [], [], [], [], [], []
     for cond, by_m in student.items():
         for m, by_seed in by_m.items():
             d = [by_seed[s] - oracle[cond][m][s] for s in sorted(by_seed)]
@@ -44,6 +44,7 @@ def run(ctx: CheckContext) -> CheckResult:
             pairs += [(oracle[cond][m][s], by_seed[s]) for s in sorted(by_seed)]
             groups += [cond] * len(d)
             resp += [abs(by_seed[s] - response[cond][m][s]) for s in sorted(by_seed)]
+            pred += [abs(by_seed[s] - prediction[cond][m][s]) for s in sorted(by_seed)]
             o = float(np.mean(list(oracle[cond][m].values())))
             rows.append(within(f"{cond}, m = {m}: student − oracle accuracy (oracle {o:.3f})", 0.0,
                                mean_ci(d), TOL))
@@ -53,8 +54,11 @@ def run(ctx: CheckContext) -> CheckResult:
                         detail="absolute: errors of opposite sign in different conditions must not cancel; "
                                "pooled over conditions and m (not independent across m)"))
     rows.append(info("all runs: mean student − oracle accuracy (signed)", mean_ci(diffs)))
+    rows.append(at_most("all runs: mean |student − prediction| accuracy", TOL, mean_ci(pred), predicted="0",
+                        tol_text=f"≤ {TOL}", detail="check predict-student's prediction of the same runs: the linear "
+                                                    "response on reachable targets, the subsampled-Adam student elsewhere"))
     rows.append(at_most("all runs: mean |student − linear response| accuracy", TOL, mean_ci(resp), predicted="0",
-                        tol_text=f"≤ {TOL}", detail="the prediction of check predict-student on the same runs "
+                        tol_text=f"≤ {TOL}", detail="the linear response on every run "
                                                     "(theory preconditioned-response)"))
     rows.append(info(f"share of runs with |student − oracle| ≤ {TOL}", mean_ci([float(w) for w in within_tol])))
     rows.append(info("correlation of oracle and student accuracy over runs",

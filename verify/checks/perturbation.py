@@ -14,6 +14,11 @@ logits and features; the measured curve (one draw of E per seed) must follow the
 predicted one, and the measured σ_mid must lie within 20 % of the same half-way
 crossing taken on the seed-mean predicted curve (per-seed σ* are reported).
 
+Beside σ*, check ``predict-student``'s prediction of every run, made before it trains: a perturbed aux head is
+not the teacher's, so at σ > 0 the subsampled-Adam student (theory ``subsampled-adam-moment``) and at σ = 0 the
+linear response; its accuracy curve against the measured one (within 0.03 averaged over the grid) and its
+half-way crossing against σ_mid (within 20 %). The linear response of every run is reported the same way.
+
 Experiment: shared initialisation, m = 10, Gaussian noise on the student's head's
 weights and biases before distillation (the reference's figure-5 scripts; the aux
 head stays trainable, so the student can partly undo E), a σ grid, several seeds.
@@ -64,29 +69,38 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         for sig in sigmas for s in range(n_seeds)]
     if head == "class_head":  # first: these runs keep their networks, and the sweep below reuses them
         pred = _class_predictions([c for sig, c in labelled if sig == 0.0], ctx, sigmas)
-    from . import student_prediction
+    from . import predict_student, student_prediction
 
-    measures = [student_prediction.response_measure()] if head == "aux_head" else []
-    recs = engine_runs([c for _, c in labelled], ctx, measure=measures, description=f"{head} perturbation runs")
+    description = f"{head} perturbation runs"
+    recs = (predict_student.prediction_runs([c for _, c in labelled], ctx, description=description)
+            if head == "aux_head" else engine_runs([c for _, c in labelled], ctx, description=description))
     acc = np.zeros((n_seeds, len(sigmas)))
-    resp = np.zeros_like(acc)
+    resp, prediction = np.zeros_like(acc), np.zeros_like(acc)
     for (sig, cfg), rec in zip(labelled, recs):
         acc[cfg.seed, sigmas.index(sig)] = rec["metrics"]["student_final_acc"]
         if head == "aux_head":
             resp[cfg.seed, sigmas.index(sig)] = rec[student_prediction.FIELD]["acc"]["linear_response"]
+            prediction[cfg.seed, sigmas.index(sig)] = predict_student.predicted(rec)
     rows: list[Row] = []
     predicted = {}
     if head == "aux_head":
         sigma_star = float(theory.aux_perturbation_sigma_critical(M, d))
         star_text = f"σ* = theory.aux_perturbation_sigma_critical(m={M}, d={d})"
         factor = FACTOR
-        # the linear-response prediction of every perturbed run (check predict-student), before training
+        # check predict-student's prediction of every run before training (σ > 0: a mismatched head, the
+        # subsampled-Adam student; σ = 0: the linear response), and the linear response on every run
+        rows.append(within("accuracy: measured − prediction, mean over the σ grid (paired per seed)", 0.0,
+                           mean_ci((acc - prediction).mean(axis=1)), CURVE_TOL,
+                           detail="the subsampled-Adam student (theory subsampled-adam-moment) at σ > 0, the linear "
+                                  "response at σ = 0"))
         rows.append(within("accuracy: measured − linear response, mean over the σ grid (paired per seed)", 0.0,
                            mean_ci((acc - resp).mean(axis=1)), CURVE_TOL,
                            detail="theory preconditioned-response and cross-head-target (the perturbed aux head, target mismatched-head)"))
-        mean_resp = resp.mean(0)
-        resp_mid = float(crossing(sigmas, mean_resp, half(mean_resp), direction="down"))
-        predicted = {"linear response acc(σ) (seed mean)": (sigmas, mean_resp)}
+        mean_resp, mean_prediction = resp.mean(0), prediction.mean(0)
+        mids = {"prediction": float(crossing(sigmas, mean_prediction, half(mean_prediction), direction="down")),
+                "linear response": float(crossing(sigmas, mean_resp, half(mean_resp), direction="down"))}
+        predicted = {"prediction acc(σ) (seed mean)": (sigmas, mean_prediction),
+                     "linear response acc(σ) (seed mean)": (sigmas, mean_resp)}
     else:
         stars = np.array([p["sigma_star"] for p in pred])
         pred_acc = np.array([p["predicted_accuracy"] for p in pred])
@@ -115,10 +129,11 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
             rows.append(info("ε(σ_mid) = σ_mid / σ*", Measurement(mid.mean / sigma_star, mid.lo / sigma_star,
                                                                   mid.hi / sigma_star, mid.n, mid.method),
                              predicted=1.0))
-            if math.isfinite(resp_mid):
-                rows.append(within_factor("σ_mid: measured vs the linear response's half-way crossing", resp_mid, mid,
-                                          CLASS_FACTOR, detail="the same crossing on the seed mean of the predicted "
-                                                               "accuracy curve"))
+            for label, value in mids.items():
+                if math.isfinite(value):
+                    rows.append(within_factor(f"σ_mid: measured vs the {label}'s half-way crossing", value, mid,
+                                              CLASS_FACTOR, detail="the same crossing on the seed mean of the "
+                                                                   "predicted accuracy curve"))
     rows.append(at_least(f"accuracy(σ = 0) − accuracy(σ = {sigmas[-1]:g})", 0.0, mean_ci(acc[:, 0] - acc[:, -1]),
                          predicted="> 0 (falls with σ)"))
     rows.append(info("accuracy at σ = 0", top))
@@ -147,7 +162,8 @@ def _run(ctx: CheckContext, head: str) -> CheckResult:
         plots=[fig],
         series={"sigma": list(sigmas), "mean": curve[0], "lo": curve[1], "hi": curve[2],
                 **({"epsilon": [float(v) for v in theory.aux_perturbation_epsilon(np.asarray(sigmas), M, d)],
-                    "linear_response": [float(v) for v in mean_resp]}
+                    "linear_response": [float(v) for v in mean_resp],
+                    "prediction": [float(v) for v in mean_prediction]}
                    if head == "aux_head" else {"predicted": [float(v) for v in mean_pred]})},
     )
 

@@ -49,6 +49,57 @@ PREDICTORS = {"prediction": "prediction", "linear_response": "linear response",
               "oracle": "free-feature oracle"}
 
 
+def target_of(cfg) -> str:
+    """A run's target kind (``reachable`` / ``mismatched-head`` / ``function``) from its config alone, before anything
+    is built: ``predict.target_kind`` on the network shapes ``training.specs`` gives."""
+    from types import SimpleNamespace
+
+    from limen.verify.subliminal import predict, training
+
+    teacher, student = training.specs(cfg)
+    return predict.target_kind(SimpleNamespace(config=cfg, teacher_spec=teacher, student_spec=student))
+
+
+def predictor(target: str) -> str:
+    """The model that predicts a run with this target kind: the linear response where the teacher's change is reachable
+    in the student's own parameters (shared body and aux head), the subsampled-Adam student on every other run (a
+    random body layer or aux head, a perturbed aux head)."""
+    return "linear_response" if target == "reachable" else "subsampled"
+
+
+def predicted(rec: dict, quantity: str = "acc") -> float:
+    """The prediction of a run's ``quantity`` (``acc``, ``transfer_fraction``, ``remaining_gap``, ``corr``) from its
+    stored measurements, by :func:`predictor`."""
+    if predictor(rec[FIELD]["target"]) == "linear_response":
+        return float(rec[FIELD][quantity]["linear_response"])
+    return float(rec[SUB_FIELD][quantity])
+
+
+def predicted_table(labelled, records, quantity: str = "acc") -> dict:
+    """{condition: {m: {seed: prediction}}} of :func:`predicted` over ``(condition, m, config)``-labelled records."""
+    out: dict = {}
+    for (cond, m, cfg), rec in zip(labelled, records):
+        out.setdefault(cond, {}).setdefault(m, {})[cfg.seed] = predicted(rec, quantity)
+    return out
+
+
+def prediction_runs(configs, ctx, measure=(), description: str = "runs") -> list[dict]:
+    """``engine_runs`` of ``configs`` with ``measure``, the linear response on every run and the subsampled-Adam
+    student on the runs it predicts (:func:`predictor` of :func:`target_of`), so that :func:`predicted` reads every
+    record."""
+    configs = list(configs)
+    base = [*measure, response_measure()]
+    need = [predictor(target_of(c)) == "subsampled" for c in configs]
+    recs: list = [None] * len(configs)
+    for flag, measures in ((True, base + [subsampled_measure()]), (False, base)):
+        mine = [j for j, n in enumerate(need) if n is flag]
+        if mine:
+            for j, rec in zip(mine, engine_runs([configs[j] for j in mine], ctx, measure=measures,
+                                                description=description)):
+                recs[j] = rec
+    return recs
+
+
 def m_grid(ctx) -> tuple[int, ...]:
     d = protocol.width(ctx)
     if ctx.quick:
@@ -98,10 +149,8 @@ def run(ctx: CheckContext) -> CheckResult:
             "subsampled": table(labelled, recs, ("acc",), SUB_FIELD),
             "entk": table(labelled, recs, ("acc", "entk")), "oracle": oracle}
     targets = {(c, m): rec[FIELD]["target"] for (c, m, _), rec in zip(labelled, recs)}
-    # the prediction: the linear response where the teacher's change is reachable in the student's own parameters,
-    # the subsampled-Adam student elsewhere (a random body layer or aux head: a function target)
-    chosen = {key: ("linear_response" if kind == "reachable" else "subsampled") for key, kind in targets.items()}
-    pred["prediction"] = {c: {m: dict(pred[chosen[(c, m)]][c][m]) for m in by_m} for c, by_m in student.items()}
+    chosen = {key: predictor(kind) for key, kind in targets.items()}
+    pred["prediction"] = predicted_table(labelled, recs)
     corr = table(labelled, recs, ("corr", "linear_response"))
     corr_sub = table(labelled, recs, ("corr",), SUB_FIELD)
     corr_lin = table(lin_labelled, lin_recs, ("corr",), LIN_FIELD)

@@ -1,27 +1,28 @@
 """The subsampled-Adam student: the real network, Adam's steps on a twentieth of the training's noise.
 
 A model of the student's finite-time dynamics that keeps what every linear model of it loses -- the network's
-nonlinearity, its gates moving, the coupling between layers -- and cuts the cost of training by using small
-batches. Each of the ``T`` steps draws ``b = ⌈B/FRACTION⌉`` fresh noise samples (``B`` the training batch), takes
-the real network's gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's update (the student's learning rate,
-β1 = 0.9, β2 = 0.999, ε = 1e-8, bias correction) with the second moment training would see at batch ``B``
-(theory ``subsampled-adam-moment``):
+nonlinearity, its gates moving, the coupling between layers -- and cuts the cost of training by using fewer noise
+samples: ``T·⌈B/FRACTION⌉`` in all, against training's ``T·B`` (``B`` the training batch). Each model step stands for
+``STRIDE`` training steps (``k``): ``⌈T/k⌉`` steps of learning rate ``k·η`` with Adam's averages decaying by
+``β1^k`` and ``β2^k`` per step, as they do over ``k`` training steps (for a constant gradient the bias-corrected
+moments, and so the displacement, are those of ``k`` steps exactly). Each step draws ``b = k⌈B/FRACTION⌉`` fresh
+noise samples (at most ``B``), takes the real network's gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's
+update (the student's ε = 1e-8, bias correction) with the second moment training would see at batch ``B`` (theory
+``subsampled-adam-moment``):
 
     v ← β2 v + (1 − β2) v̂_B,   v̂_B = max(ḡ_b² − κ (mean_i g_i² − ḡ_b²), mean_i g_i² / B)   (b < B),
 
 with the per-sample squares of a linear layer in closed form, ``mean_i g_i² = b (e²)ᵀ(a²)`` (``e`` the output
 gradients of the mean loss, ``a`` the inputs). The floor keeps a single draw from going negative:
 ``μ² + σ²/B ≥ (μ² + σ²)/B`` in expectation. At ``b = B`` (``fraction=1``) κ = 0 and the model is Adam on the real
-network. Without the correction a small batch's larger second moment shrinks every step.
+network (``fraction=1, stride=1``). Without the correction a small batch's larger second moment shrinks every step.
 
-What it approximates: its first moment keeps the small batch's noise (√(B/b) times training's), which the
-student's drift does not see; a larger b (``fraction`` 5–10) follows the students more closely at full size.
-Computed from the pre-run view only (initial student, trained teacher, noise law, optimiser settings); at
-``FRACTION = 20`` its arithmetic is about 6 % of the student's training, but ``limen bench predict`` measures
-11–18 % at full size on a 2-core CPU: Adam's update on every parameter and the small kernels do not shrink with b.
-It takes as many steps as training, so where training is bound by kernel launches (small networks on a GPU) it costs
-as much as one student's training unless runs are batched. Fresh noise only: a fixed noise pool would be a
-different pool at b per step.
+What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
+training time), which the student's drift does not see; a larger sample (``fraction`` 5–10) follows the students
+more closely at full size. The stride trades Adam's per-step work over every parameter (the update, the gradient
+and square buffers: at full size on a 2-core CPU about 10 % of training's cost at any b, with ``stride=1``) for a
+coarser time step. Computed from the pre-run view only (initial student, trained teacher, noise law, optimiser
+settings). Fresh noise only: a fixed noise pool would be a different pool at b per step.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from .engine import PreRunModels
 from .linear_student import _batches, _start
 from .predict import body_layers, linear_target, relu_forward, resolve_target
 
-FRACTION = 20    # training's noise batch over the model's
+FRACTION = 20    # training's noise samples over the model's
+STRIDE = 4       # training steps per model step
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
 
 
@@ -66,23 +68,27 @@ def _grads_and_squares(weights, x, zt, grads, squares) -> None:
 
 
 @torch.no_grad()
-def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, device=None) -> dict:
-    """``{"params": θ_S0 + δ, "target": "function", "batch": b}``: the module docstring's model (evaluate the
-    parameters through the real network)."""
+def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, stride: int = STRIDE,
+                       device=None) -> dict:
+    """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉}``: the module docstring's model
+    (evaluate the parameters through the real network)."""
     resolve_target(pre, "function", "subsampled_student")   # a pre-run view of a ReLU MLP body
     cfg = pre.config
     if cfg.noise_pool is not None:
         raise ValueError("subsampled_student models fresh noise every step; this run uses a fixed noise pool "
                          f"(noise_pool={cfg.noise_pool})")
-    if int(fraction) != fraction or fraction < 1:
-        raise ValueError(f"fraction must be a positive integer, got {fraction!r}")
-    B, b = cfg.noise_batch, subsampled_batch(cfg.noise_batch, int(fraction))
+    for name, value in (("fraction", fraction), ("stride", stride)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    k = int(stride)
+    B, b = cfg.noise_batch, min(cfg.noise_batch, k * subsampled_batch(cfg.noise_batch, int(fraction)))
     if b < 2:
         raise ValueError(f"noise_batch must be at least 2 for the variance estimate, got {B}")
     dev, s0, body, _, trained = _start(pre, device)
     names = body + ["aux_head"]
     layers = dict(zip(names, body_layers(s0, pre.student_spec) + [s0["aux_head"]]))
-    steps = cfg.student_epochs * cfg.student_steps_per_epoch
+    steps = math.ceil(cfg.student_epochs * cfg.student_steps_per_epoch / k)
+    beta1, beta2, lr = BETA1 ** k, BETA2 ** k, cfg.student_lr * k
     draw = _batches(dataclasses.replace(cfg, noise_batch=b), data, dev)   # b fresh samples per step
     x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher's logits in one pass
     zt_all = torch.cat([linear_target(pre, "function", x_all[a:a + 4096], None, None, list(layers.values())[:-1],
@@ -107,12 +113,12 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, dev
         torch.mul(sq, -c_sq * b, out=est).addcmul_(g, g, value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
             torch.maximum(est, torch.mul(sq, b / B, out=tmp), out=est)
-        m1.lerp_(g, 1.0 - BETA1)
-        v2.lerp_(est, 1.0 - BETA2)
+        m1.lerp_(g, 1.0 - beta1)
+        v2.lerp_(est, 1.0 - beta2)
         # Adam's step m̂/(√v̂ + ε) with the bias corrections folded into scalars: m/(√v + ε√c2) · √c2/c1
-        c1, c2 = 1.0 - BETA1 ** t, math.sqrt(1.0 - BETA2 ** t)
-        flat.addcdiv_(m1, torch.sqrt(v2, out=tmp).add_(EPS * c2), value=-cfg.student_lr * c2 / c1)
+        c1, c2 = 1.0 - beta1 ** t, math.sqrt(1.0 - beta2 ** t)
+        flat.addcdiv_(m1, torch.sqrt(v2, out=tmp).add_(EPS * c2), value=-lr * c2 / c1)
     moved = dict(zip(names, theta))
     return {"params": {**{k: (w.clone(), bias.clone()) for k, (w, bias) in s0.items()},
                        **{n: (moved[n][0].clone(), moved[n][1].clone()) for n in trained}},
-            "target": "function", "batch": b}
+            "target": "function", "batch": b, "steps": steps}

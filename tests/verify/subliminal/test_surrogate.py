@@ -1,5 +1,5 @@
 """The subsampled-Adam student (verify.subliminal.surrogate): its gradients and per-sample squares against autograd
-per sample, Adam itself at b = B, and what it refuses."""
+per sample, Adam itself at b = B and stride 1, the coarse steps against the fine ones, and what it refuses."""
 
 import dataclasses
 
@@ -54,8 +54,8 @@ def test_at_the_training_batch_it_is_adam_on_the_real_network(runs):
     models, data = runs
     for m in models:
         pre = m.pre_run()
-        full = subsampled_student(pre, data, fraction=1)
-        assert full["batch"] == pre.config.noise_batch
+        full = subsampled_student(pre, data, fraction=1, stride=1)
+        assert full["batch"] == pre.config.noise_batch and full["steps"] == 6
         real = partially_linearised_student(pre, data, pre.student_spec.body[0].name)   # the real network, Adam
         for n, (w, b) in full["params"].items():
             assert torch.allclose(w, real["params"][n][0], atol=1e-5)
@@ -67,7 +67,8 @@ def test_small_batches_train_what_the_student_trains(runs):
     models, data = runs
     pre = models[1].pre_run()
     a, b = subsampled_student(pre, data), subsampled_student(pre, data)
-    assert a["batch"] == subsampled_batch(64) == 4
+    assert a["batch"] == 4 * subsampled_batch(64) == 16 and a["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64 / 20⌉
+    assert subsampled_student(pre, data, fraction=2)["batch"] == 64            # never above the training batch
     for n, (w, bias) in a["params"].items():
         assert torch.equal(w, b["params"][n][0]) and torch.isfinite(w).all() and torch.isfinite(bias).all()
     assert torch.equal(a["params"]["class_head"][0], pre.student_init["class_head"][0])   # no gradient there
@@ -85,9 +86,25 @@ def test_batch_rule_and_refusals(runs):
         subsampled_student(models[0], data)
     with pytest.raises(ValueError, match="fraction must be a positive integer"):
         subsampled_student(models[0].pre_run(), data, fraction=0)
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        subsampled_student(models[0].pre_run(), data, stride=1.5)
     pooled = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise_pool=128))
     with pytest.raises(ValueError, match="fixed noise pool"):
         subsampled_student(pooled, data)
     tiny = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise_batch=1))
     with pytest.raises(ValueError, match="noise_batch must be at least 2"):
         subsampled_student(tiny, data)
+
+
+def test_coarse_steps_follow_the_fine_ones(runs):
+    """At a small learning rate the displacement is first order in time: ⌈T/k⌉ steps of k·η with β^k move the
+    network as T steps of η do (the same samples per unit of time, the training batch: only the noise differs)."""
+    models, data = runs
+    pre = models[1].pre_run()
+    slow = dataclasses.replace(pre, config=pre.config.replace(student_lr=1e-5, student_epochs=4))
+    fine = subsampled_student(slow, data, fraction=1, stride=1)["params"]
+    coarse = subsampled_student(slow, data, fraction=1, stride=2)["params"]
+    d = [torch.cat([(p[n][0] - pre.student_init[n][0]).reshape(-1) for n in ("fc1", "fc2", "aux_head")])
+         for p in (fine, coarse)]
+    assert torch.nn.functional.cosine_similarity(d[0], d[1], dim=0) > 0.9
+    assert 0.8 < float(d[1].norm() / d[0].norm()) < 1.25
