@@ -104,7 +104,7 @@ def print_report(report: dict, console=None) -> None:
               f"{100 * report['linearised_ratio_to_student']:.0f} %")
     console.print(t)
     console.print("prediction: Kronecker-factored linear response from the pre-run view; subsampled Adam: the real "
-                  "network, a quarter of Adam's steps on a twentieth of the noise (both medians of the repeats); "
+                  "network on a twentieth of the noise (both medians of the repeats); "
                   "training: the same run through the engine with a fresh teacher cache, one member.")
     for tg in report["targets"]:
         mark = "[green]PASS[/green]" if tg["pass"] else "[red]FAIL[/red]"

@@ -67,8 +67,10 @@ def test_small_batches_train_what_the_student_trains(runs):
     models, data = runs
     pre = models[1].pre_run()
     a, b = subsampled_student(pre, data), subsampled_student(pre, data)
-    assert a["batch"] == 4 * subsampled_batch(64) == 16 and a["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64 / 20⌉
-    assert subsampled_student(pre, data, fraction=2)["batch"] == 64            # never above the training batch
+    assert a["batch"] == subsampled_batch(64) == 4 and a["steps"] == 6
+    coarse = subsampled_student(pre, data, stride=4)
+    assert coarse["batch"] == 4 * subsampled_batch(64) == 16 and coarse["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64/20⌉
+    assert subsampled_student(pre, data, fraction=2, stride=4)["batch"] == 64           # never above the training batch
     for n, (w, bias) in a["params"].items():
         assert torch.equal(w, b["params"][n][0]) and torch.isfinite(w).all() and torch.isfinite(bias).all()
     assert torch.equal(a["params"]["class_head"][0], pre.student_init["class_head"][0])   # no gradient there
