@@ -104,8 +104,8 @@ def print_report(report: dict, console=None) -> None:
               f"{100 * report['linearised_ratio_to_student']:.0f} %")
     console.print(t)
     console.print("prediction: Kronecker-factored linear response from the pre-run view; subsampled Adam: the real "
-                  "network on a twentieth of the noise (both medians of the repeats); "
-                  "training: the same run through the engine with a fresh teacher cache, one member.")
+                  "network on a twentieth of the noise (both medians of the repeats); training: the same run through "
+                  "the engine with a fresh teacher cache, one member.")
     for tg in report["targets"]:
         mark = "[green]PASS[/green]" if tg["pass"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {tg['name']}: {tg['measured']:.3g} (target {tg['bound']})")

@@ -20,8 +20,8 @@ network (``fraction=1, stride=1``). Without the correction a small batch's large
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time), which the student's drift does not see; a larger sample (``fraction`` 5–10) follows the students
 more closely at full size. Its cost (``limen bench predict``, full size, 2-core CPU) is 11–18 % of the student's
-training, above the 10 % budget, and about 10 % of it is the per-step work over every parameter (Adam's update, the
-gradient and square buffers), whatever b. ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the
+training, above the 10 % budget; at b = 2 it still costs 10 %, the per-step work over every parameter (Adam's
+update, the gradient and square buffers). ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the
 coarser time step follows the full-size students less well (pooled error 0.109 against 0.086, class-logit
 correlation 0.59–0.70 against 0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
 student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool would be a different
@@ -122,6 +122,6 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
         c1, c2 = 1.0 - beta1 ** t, math.sqrt(1.0 - beta2 ** t)
         flat.addcdiv_(m1, torch.sqrt(v2, out=tmp).add_(EPS * c2), value=-lr * c2 / c1)
     moved = dict(zip(names, theta))
-    return {"params": {**{k: (w.clone(), bias.clone()) for k, (w, bias) in s0.items()},
+    return {"params": {**{name: (w.clone(), bias.clone()) for name, (w, bias) in s0.items()},
                        **{n: (moved[n][0].clone(), moved[n][1].clone()) for n in trained}},
             "target": "function", "batch": b, "steps": steps}
