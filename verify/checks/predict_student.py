@@ -31,7 +31,7 @@ import numpy as np
 
 from . import init_controls, protocol
 from .core import CheckContext, CheckResult, Preset, at_least, at_most, exact, info, mean_ci, within, worst
-from .runs import engine_runs
+from .runs import engine_runs_by
 from .student_prediction import (CERT_ALPHA, CERT_K, FIELD, FROZEN_FIELD, LIN_FIELD, MARGIN_K, PARTIAL_FIELD,
                                  SUB_FIELD, frozen_measure, linearised_measure, partial_measure, response_measure,
                                  subsampled_measure, table)
@@ -87,17 +87,12 @@ def prediction_runs(configs, ctx, measure=(), description: str = "runs") -> list
     """``engine_runs`` of ``configs`` with ``measure``, the linear response on every run and the subsampled-Adam
     student on the runs it predicts (:func:`predictor` of :func:`target_of`), so that :func:`predicted` reads every
     record."""
-    configs = list(configs)
-    base = [*measure, response_measure()]
-    need = [predictor(target_of(c)) == "subsampled" for c in configs]
-    recs: list = [None] * len(configs)
-    for flag, measures in ((True, base + [subsampled_measure()]), (False, base)):
-        mine = [j for j, n in enumerate(need) if n is flag]
-        if mine:
-            for j, rec in zip(mine, engine_runs([configs[j] for j in mine], ctx, measure=measures,
-                                                description=description)):
-                recs[j] = rec
-    return recs
+    base = (*measure, response_measure())
+
+    def plan(cfg):
+        return description, base + ((subsampled_measure(),) if predictor(target_of(cfg)) == "subsampled" else ())
+
+    return engine_runs_by(configs, ctx, plan)
 
 
 def m_grid(ctx) -> tuple[int, ...]:
@@ -129,13 +124,9 @@ def run(ctx: CheckContext) -> CheckResult:
               "predict-student runs with the frozen-Adam model, the exact G and the last-layer-exact student"),
              (n_lin, base + [linearised_measure()], "predict-student runs with the exact linearised student"),
              (n_seeds, base, "predict-student runs")]
-    recs: list = [None] * len(labelled)
-    for bound, measures, description in tiers:   # a run goes with the first tier its seed is below
-        mine = [j for j, (*_, cfg) in enumerate(labelled) if cfg.seed < bound and recs[j] is None]
-        if mine:
-            for j, rec in zip(mine, engine_runs([labelled[j][2] for j in mine], ctx, measure=measures,
-                                                description=description)):
-                recs[j] = rec
+    # a run goes with the first tier its seed is below
+    recs = engine_runs_by([cfg for *_, cfg in labelled], ctx,
+                          lambda cfg: next((d, m) for bound, m, d in tiers if cfg.seed < bound))
     lin_labelled = [lab for lab in labelled if lab[2].seed < n_lin]
     lin_recs = [rec for lab, rec in zip(labelled, recs) if lab[2].seed < n_lin]
     fro_labelled = [lab for lab in labelled if lab[2].seed < n_frozen]

@@ -60,3 +60,27 @@ def engine_runs(configs: Sequence, ctx, *, measure: bool | str | Sequence | tupl
         measures = list(measure)
     return run_sweep(configs, ctx.out.parent, device=ctx.device, data_root=ctx.data_dir, measures=measures,
                      keep_models=ctx.keep_models, description=description, **_road_options(ctx))
+
+
+def engine_runs_by(configs: Sequence, ctx, plan: Callable[[object], tuple]) -> list[dict]:
+    """:func:`engine_runs` where each config has its own measurements: ``plan(config) -> (description, measures)``.
+
+    One sweep per distinct plan (in the order they first appear), the records back in the order of ``configs``.
+    """
+    configs = list(configs)
+    groups: list[tuple[tuple, list[int]]] = []   # measurements need not be hashable: compared by equality
+    for j, cfg in enumerate(configs):
+        description, measures = plan(cfg)
+        key = (description, list(measures))
+        same = next((mine for k, mine in groups if k == key), None)
+        if same is None:
+            groups.append((key, [j]))
+        else:
+            same.append(j)
+    recs: list = [None] * len(configs)
+    for (description, measures), mine in groups:
+        for j, rec in zip(mine, engine_runs([configs[j] for j in mine], ctx, measure=measures,
+                                            description=description)):
+            recs[j] = rec
+    return recs
+
