@@ -26,11 +26,12 @@ moves the weight onto derivatives; its second moment stays the sampled one. ``"s
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
 drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
-size. Its cost (``limen bench predict``, full size, 2-core CPU) is 11–18 % of the student's
-training, above the 10 % budget; at b = 2 it still costs 10 %, the per-step work over every parameter (Adam's
-update, the gradient and square buffers). ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the
-coarser time step follows the full-size students less well (pooled error 0.109 against 0.086, class-logit
-correlation 0.59–0.70 against 0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 21–24 % of the student's training with the
+integrated first layer and 11–18 % with the sampled one, above the 10 % budget; sampled, at b = 2 it still costs
+10 %, the per-step work over every parameter (Adam's update, the gradient and square buffers). With the sampled
+first layer ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the coarser time step follows the
+full-size students less well (pooled error 0.109 against 0.086, class-logit correlation 0.59–0.70 against
+0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
 student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool would be a different
 pool at b per step.
 """
