@@ -101,6 +101,8 @@ Adam on a fraction of the noise (:mod:`.subsampled`)::
     subsampled_second_moment(batch_mean, per_sample_sq, batch, train_batch)
                                                      -> v̂_B, unbiased for Adam's E[g_B²] from a batch of b < B
     subsampled_coefficients(batch, train_batch) -> (1 + κ, κ): v̂_B = (1 + κ) ḡ_b² − κ mean_i g_i²
+    uniform_ibp_weight(x, lo, hi) -> (x − lo)(hi − x)/2: E[f(x)(x − c)] = E[w f'] + Σ_a p(a) w(a)[f]_a
+                                                     (:mod:`.integration_by_parts`)
 
 The derivations, assumptions and what each predicts are in ``docs/theory.md``;
 ``limen derive --list`` lists the registered results.
@@ -126,6 +128,7 @@ from .response import (batch_second_moment, cross_head_target, envelope_bound, f
                        reachable_share, relative_margin_certificate, remainder_ratio, response_displacement,
                        schedule_step, segment_margin_certificate, simulate_response, stochastic_response,
                        unit_response)
+from .integration_by_parts import uniform_ibp_weight
 from .results import CheckReport, Result, get, list_results
 from .subsampled import subsampled_coefficients, subsampled_second_moment
 
@@ -146,5 +149,5 @@ __all__ = [
     "mode_response", "unit_response", "schedule_step", "response_displacement", "function_target", "reachable_share",
     "reachable_limit", "envelope_bound", "simulate_response", "stochastic_response", "batch_second_moment",
     "kronecker_diagonal", "kronecker_response", "cross_head_target", "kronecker_cross_target", "first_order_share", "remainder_ratio", "relative_margin_certificate", "segment_margin_certificate",
-    "subsampled_coefficients", "subsampled_second_moment",
+    "subsampled_coefficients", "subsampled_second_moment", "uniform_ibp_weight",
 ]

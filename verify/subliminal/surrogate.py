@@ -17,13 +17,21 @@ gradients of the mean loss, ``a`` the inputs). The floor keeps a single draw fro
 ``μ² + σ²/B ≥ (μ² + σ²)/B`` in expectation. At ``b = B`` (``fraction=1``) κ = 0 and the model is Adam on the real
 network (``fraction=1, stride=1``). Without the correction a small batch's larger second moment shrinks every step.
 
+The first layer's weight gradient is the one whose drift the small sample loses: sampled as ``e xᵀ`` each
+sample carries a random-sign input coordinate, and at full size the drift is 3–4 parts in 10⁴ of the per-sample
+variance. With ``first_layer="integrated"`` (the default) Adam's first moment gets that layer's weight gradient from
+:func:`first_layer_drift`, integration by parts over the noise law (theory ``noise-integration-by-parts``), which
+moves the weight onto derivatives; its second moment stays the sampled one. ``"sampled"`` is the plain model.
+
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
-training time), which the student's drift does not see; a larger sample (``fraction`` 5–10) follows the students
-more closely at full size. Its cost (``limen bench predict``, full size, 2-core CPU) is 11–18 % of the student's
-training, above the 10 % budget; at b = 2 it still costs 10 %, the per-step work over every parameter (Adam's
-update, the gradient and square buffers). ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the
-coarser time step follows the full-size students less well (pooled error 0.109 against 0.086, class-logit
-correlation 0.59–0.70 against 0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
+training time) in every other gradient, which the student's drift does not see, and the integrated first layer
+drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 21–24 % of the student's training with the
+integrated first layer and 11–18 % with the sampled one, above the 10 % budget; sampled, at b = 2 it still costs
+10 %, the per-step work over every parameter (Adam's update, the gradient and square buffers). With the sampled
+first layer ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the coarser time step follows the
+full-size students less well (pooled error 0.109 against 0.086, class-logit correlation 0.59–0.70 against
+0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
 student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool would be a different
 pool at b per step.
 """
@@ -37,12 +45,16 @@ import torch
 
 from limen import theory
 
+from . import nets
+from .config import derived_seed
 from .engine import PreRunModels
 from .linear_student import _batches, _start
 from .predict import body_layers, linear_target, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
 STRIDE = 1       # training steps per model step
+FIRST_LAYER = "integrated"   # the first layer's drift by integration by parts over the noise law, or "sampled"
+KERNEL_WIDTH = 0.3   # the gate-crossing kernel's width, in standard deviations of each first-layer pre-activation
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
 
 
@@ -51,14 +63,18 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
     return min(int(train_batch), max(2, math.ceil(train_batch / fraction)))
 
 
-def _grads_and_squares(weights, x, zt, grads, squares) -> None:
+def _grads_and_squares(weights, x, zt, grads, squares):
     """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (any layer
     with ``None`` is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
     ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
-    form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``)."""
-    acts, masks = relu_forward(weights[:-1], x)
+    form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``). Returns the
+    first layer's pre-activations, every layer's ReLU masks and the output gradient ``e`` at the aux logits."""
+    W1, b1 = weights[0]
+    s1 = x @ W1.T + b1
+    acts, masks = relu_forward(weights[1:-1], torch.relu(s1))
+    acts, masks = [x] + acts, [s1 > 0] + masks
     A, a = weights[-1]
-    e = (acts[-1] @ A.T + a - zt) * (2.0 / zt.numel())
+    e = out = (acts[-1] @ A.T + a - zt) * (2.0 / zt.numel())
     for i in range(len(weights) - 1, -1, -1):
         if grads[i] is not None:
             e2 = e * e
@@ -68,18 +84,75 @@ def _grads_and_squares(weights, x, zt, grads, squares) -> None:
             torch.sum(e2, 0, out=squares[i][1])
         if i:
             e = (e @ weights[i][0]) * masks[i - 1]
+    return s1, masks, out
+
+
+def _back_to_first(layers, masks, y):
+    """``y`` at the aux logits (rows: samples) back-propagated through the head and the ReLU body to the first
+    layer's output, before its own mask."""
+    e = y @ layers[-1][0]
+    for i in range(len(layers) - 2, 0, -1):
+        e = (e * masks[i]) @ layers[i][0]
+    return e
+
+
+def noise_law(cfg, normalization) -> tuple:
+    """``(centre, variance, weight)`` of one coordinate of the run's noise after its optional normalisation, with
+    ``weight(x)`` the integration-by-parts weight of theory ``noise-integration-by-parts``: U[lo, hi] ->
+    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``."""
+    mean, std = tuple(normalization) if cfg.normalize_noise else (0.0, 1.0)
+    if cfg.noise == "uniform":
+        lo, hi = (-1.0 - mean) / std, (1.0 - mean) / std
+        return (lo + hi) / 2, (hi - lo) ** 2 / 12, lambda x: theory.uniform_ibp_weight(x, lo, hi)
+    if cfg.noise == "normal":
+        var = 1.0 / std ** 2
+        return -mean / std, var, lambda x: var
+    raise ValueError(f"first_layer='integrated' needs independent uniform or normal noise coordinates, got "
+                     f"noise={cfg.noise!r}; use first_layer='sampled'")
+
+
+def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, law, gen, width=KERNEL_WIDTH):
+    """The first layer's weight gradient ``E[e xᵀ]`` of ``mean (z − z_T)²`` by integration by parts over the noise
+    (theory ``noise-integration-by-parts``; ``e`` the error at its pre-activations, ``c``, ``w``, ``var`` the noise
+    law's centre, weight and variance; ``J``, ``J_T`` the aux logits' Jacobians in the student's and the teacher's
+    first-layer pre-activations, ``q`` the error before the first layer's mask):
+
+        E[e xᵀ] = E[e] cᵀ + (2/m) E[Jᵀ (J W1 − J_T W1_T) ⊙ w(x)] + diag(E[δ(s1) q]) W1 var  (+ deeper gates' jumps),
+
+    the first term from the bias gradient, the second with one Rademacher sketch ξ over the m outputs
+    (``E ξξᵀ = I``), the third -- the first layer's own gates switching -- with a Gaussian kernel of ``width``
+    standard deviations of each pre-activation. The jumps of the deeper layers' gates are dropped: at θ_S0 of the
+    full-size runs the estimate keeps 0.92–0.95 of the drift's direction, at a tenth of the sampled ``e xᵀ``'s
+    mean squared error for the same samples (docs/theory.md §6). ``out`` is the output gradient of the mean loss,
+    ``tmasks`` the teacher's masks on ``x``."""
+    centre, var, weight = law
+    n, m = out.shape
+    xi = torch.randint(0, 2, (n, m), generator=gen, device=x.device).to(x.dtype).mul_(2).sub_(1)
+    v = _back_to_first(weights, masks, xi) * masks[0]
+    vt = _back_to_first(teacher, tmasks, xi) * tmasks[0]
+    W1 = weights[0][0]
+    smooth = v.T @ ((v @ W1 - vt @ teacher[0][0]) * weight(x)) * (2.0 / (m * n))
+    q = _back_to_first(weights, masks, out * n)
+    h = width * W1.norm(dim=1) * math.sqrt(var)
+    own = (torch.exp(-0.5 * (s1 / h) ** 2) * q).mean(0) / (h * math.sqrt(2 * math.pi))
+    return smooth.add_(W1 * (own * var)[:, None]).add_(bias_grad[:, None] * centre)
 
 
 @torch.no_grad()
 def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, stride: int = STRIDE,
-                       device=None) -> dict:
-    """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉}``: the module docstring's model
-    (evaluate the parameters through the real network)."""
+                       first_layer: str = FIRST_LAYER, device=None) -> dict:
+    """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉, "first_layer": ...}``: the module
+    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` (default)
+    gives Adam's first moment the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal
+    noise); ``"sampled"`` the sampled one."""
     resolve_target(pre, "function", "subsampled_student")   # a pre-run view of a ReLU MLP body
     cfg = pre.config
     if cfg.noise_pool is not None:
         raise ValueError("subsampled_student models fresh noise every step; this run uses a fixed noise pool "
                          f"(noise_pool={cfg.noise_pool})")
+    if first_layer not in ("integrated", "sampled"):
+        raise ValueError(f"first_layer must be 'integrated' or 'sampled', got {first_layer!r}")
+    law = noise_law(cfg, data.normalization) if first_layer == "integrated" else None
     for name, value in (("fraction", fraction), ("stride", stride)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -96,6 +169,13 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher's logits in one pass
     zt_all = torch.cat([linear_target(pre, "function", x_all[a:a + 4096], None, None, list(layers.values())[:-1],
                                       layers["aux_head"], None) for a in range(0, x_all.shape[0], 4096)])
+    integrated = law is not None and body[0] in trained
+    if integrated:   # the teacher's layers and its ReLU masks on every step's batch
+        teacher = [(w.to(dev, torch.float32), bias.to(dev, torch.float32))
+                   for w, bias in body_layers(pre.teacher, pre.teacher_spec) + [pre.teacher["aux_head"]]]
+        tmasks_all = [torch.cat(ms) for ms in zip(*(relu_forward(teacher[:-1], x_all[a:a + 4096])[1]
+                                                    for a in range(0, x_all.shape[0], 4096)))]
+        gen = nets.generator(derived_seed(cfg.seed, "subsampled_sketch"), dev)
     # the trained parameters, Adam's moments and each step's gradient and squares as flat buffers, updated in place
     # (one kernel per update, no allocation per step); θ[n], and each layer's gradient and squares, are views of them
     shapes = [t.shape for n in trained for t in layers[n]]
@@ -112,10 +192,13 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     grads, squares = per_layer(g, lambda n: None), per_layer(sq, lambda n: None)
     for t in range(1, steps + 1):
         rows = slice((t - 1) * b, t * b)
-        _grads_and_squares(theta, x_all[rows], zt_all[rows], grads, squares)
+        s1, masks, out = _grads_and_squares(theta, x_all[rows], zt_all[rows], grads, squares)
         torch.mul(sq, -c_sq * b, out=est).addcmul_(g, g, value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
             torch.maximum(est, torch.mul(sq, b / B, out=tmp), out=est)
+        if integrated:   # the first moment's first-layer gradient by integration by parts; v̂_B stays the sampled one
+            grads[0][0].copy_(first_layer_drift(theta, teacher, x_all[rows], s1, masks, [t[rows] for t in tmasks_all],
+                                                out, grads[0][1], law, gen))
         m1.lerp_(g, 1.0 - beta1)
         v2.lerp_(est, 1.0 - beta2)
         # Adam's step m̂/(√v̂ + ε) with the bias corrections folded into scalars: m/(√v + ε√c2) · √c2/c1
@@ -124,4 +207,4 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     moved = dict(zip(names, theta))
     return {"params": {**{name: (w.clone(), bias.clone()) for name, (w, bias) in s0.items()},
                        **{n: (moved[n][0].clone(), moved[n][1].clone()) for n in trained}},
-            "target": "function", "batch": b, "steps": steps}
+            "target": "function", "batch": b, "steps": steps, "first_layer": "integrated" if integrated else "sampled"}

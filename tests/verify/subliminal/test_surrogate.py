@@ -1,5 +1,6 @@
 """The subsampled-Adam student (verify.subliminal.surrogate): its gradients and per-sample squares against autograd
-per sample, Adam itself at b = B and stride 1, the coarse steps against the fine ones, and what it refuses."""
+per sample, the first layer's integrated drift against the sampled gradient's expectation, Adam itself at b = B and
+stride 1, the coarse steps against the fine ones, and what it refuses."""
 
 import dataclasses
 
@@ -9,7 +10,8 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, train_group
 from limen.verify.subliminal.engine import get_data
 from limen.verify.subliminal.linear_student import partially_linearised_student
-from limen.verify.subliminal.surrogate import _grads_and_squares, subsampled_batch, subsampled_student
+from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, noise_law, subsampled_batch,
+                                               subsampled_student)
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
             eval_noise_batches=1, eval_noise_batch=64)
@@ -54,8 +56,8 @@ def test_at_the_training_batch_it_is_adam_on_the_real_network(runs):
     models, data = runs
     for m in models:
         pre = m.pre_run()
-        full = subsampled_student(pre, data, fraction=1, stride=1)
-        assert full["batch"] == pre.config.noise_batch and full["steps"] == 6
+        full = subsampled_student(pre, data, fraction=1, stride=1, first_layer="sampled")
+        assert full["batch"] == pre.config.noise_batch and full["steps"] == 6 and full["first_layer"] == "sampled"
         real = partially_linearised_student(pre, data, pre.student_spec.body[0].name)   # the real network, Adam
         for n, (w, b) in full["params"].items():
             assert torch.allclose(w, real["params"][n][0], atol=1e-5)
@@ -67,7 +69,7 @@ def test_small_batches_train_what_the_student_trains(runs):
     models, data = runs
     pre = models[1].pre_run()
     a, b = subsampled_student(pre, data), subsampled_student(pre, data)
-    assert a["batch"] == subsampled_batch(64) == 4 and a["steps"] == 6
+    assert a["batch"] == subsampled_batch(64) == 4 and a["steps"] == 6 and a["first_layer"] == "integrated"
     coarse = subsampled_student(pre, data, stride=4)
     assert coarse["batch"] == 4 * subsampled_batch(64) == 16 and coarse["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64/20⌉
     assert subsampled_student(pre, data, fraction=2, stride=4)["batch"] == 64           # never above the training batch
@@ -77,7 +79,8 @@ def test_small_batches_train_what_the_student_trains(runs):
     assert not torch.equal(a["params"]["fc1"][0], pre.student_init["fc1"][0])
     frozen = dataclasses.replace(pre, config=pre.config.replace(trainable="fc1:false,fc2:true,class_head:false,"
                                                                           "aux_head:true"))
-    assert torch.equal(subsampled_student(frozen, data)["params"]["fc1"][0], pre.student_init["fc1"][0])
+    kept = subsampled_student(frozen, data)
+    assert torch.equal(kept["params"]["fc1"][0], pre.student_init["fc1"][0]) and kept["first_layer"] == "sampled"
 
 
 def test_batch_rule_and_refusals(runs):
@@ -93,6 +96,12 @@ def test_batch_rule_and_refusals(runs):
     pooled = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise_pool=128))
     with pytest.raises(ValueError, match="fixed noise pool"):
         subsampled_student(pooled, data)
+    with pytest.raises(ValueError, match="first_layer must be"):
+        subsampled_student(models[0].pre_run(), data, first_layer="exact")
+    perlin = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise="perlin"))
+    with pytest.raises(ValueError, match="first_layer='sampled'"):
+        subsampled_student(perlin, data)
+    assert subsampled_student(perlin, data, first_layer="sampled")["first_layer"] == "sampled"
     tiny = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise_batch=1))
     with pytest.raises(ValueError, match="noise_batch must be at least 2"):
         subsampled_student(tiny, data)
@@ -104,9 +113,68 @@ def test_coarse_steps_follow_the_fine_ones(runs):
     models, data = runs
     pre = models[1].pre_run()
     slow = dataclasses.replace(pre, config=pre.config.replace(student_lr=1e-5, student_epochs=4))
-    fine = subsampled_student(slow, data, fraction=1, stride=1)["params"]
-    coarse = subsampled_student(slow, data, fraction=1, stride=2)["params"]
+    fine = subsampled_student(slow, data, fraction=1, stride=1, first_layer="sampled")["params"]
+    coarse = subsampled_student(slow, data, fraction=1, stride=2, first_layer="sampled")["params"]
     d = [torch.cat([(p[n][0] - pre.student_init[n][0]).reshape(-1) for n in ("fc1", "fc2", "aux_head")])
          for p in (fine, coarse)]
     assert torch.nn.functional.cosine_similarity(d[0], d[1], dim=0) > 0.9
     assert 0.8 < float(d[1].norm() / d[0].norm()) < 1.25
+
+
+def _drift_case(n_in, hidden, x, law, seed=0):
+    """A random student and teacher (ReLU body ``hidden``, m = 3), the first layer's sampled mean gradient on ``x`` and
+    its integrated estimate, with and without the first layer's own gate term."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = list(zip(list(hidden) + [3], [n_in] + list(hidden)))
+    net = lambda: [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,  # noqa: E731
+                    0.3 * torch.randn(o, generator=g, dtype=torch.float64)) for o, i in sizes]
+    student, teacher = net(), net()
+    zt = x
+    for w, b in teacher[:-1]:
+        zt = torch.relu(zt @ w.T + b)
+    zt = zt @ teacher[-1][0].T + teacher[-1][1]
+    grads = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
+    squares = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
+    s1, masks, out = _grads_and_squares(student, x, zt, grads, squares)
+    tmasks, h = [], x
+    for w, b in teacher[:-1]:
+        pre_t = h @ w.T + b
+        tmasks.append(pre_t > 0)
+        h = torch.relu(pre_t)
+    est = [first_layer_drift(student, teacher, x, s1, masks, tmasks, out, grads[0][1], law,
+                             torch.Generator().manual_seed(1), width=wd) for wd in (0.1, 1e-6)]
+    centre = law[0] * grads[0][1][:, None]   # E[e] cᵀ, from the bias gradient
+    return grads[0][0], est, centre
+
+
+@pytest.mark.parametrize("law_name", ["uniform", "normal"])
+def test_first_layer_drift_is_the_sampled_gradients_expectation(law_name):
+    """One hidden layer: the integration by parts is exact up to the gate kernel's width, so on 400 000 samples the
+    integrated drift equals the sampled gradient's mean (itself within ~1 % here); without the gate term (a kernel
+    too narrow to see any sample) it does not. The noise is off-centre, so the centre term is tested too."""
+    g = torch.Generator().manual_seed(2)
+    n, n_in = 400_000, 40
+    if law_name == "uniform":
+        lo, hi = -0.5, 1.5
+        x = lo + (hi - lo) * torch.rand(n, n_in, generator=g, dtype=torch.float64)
+        from limen import theory
+        law = ((lo + hi) / 2, (hi - lo) ** 2 / 12, lambda v: theory.uniform_ibp_weight(v, lo, hi))
+    else:
+        x = 0.4 + 0.7 * torch.randn(n, n_in, generator=g, dtype=torch.float64)
+        law = (0.4, 0.49, lambda v: 0.49)
+    sampled, (drift, no_gates), centre = _drift_case(n_in, (16,), x, law)
+    cos = lambda a, b: float((a * b).sum() / a.norm() / b.norm())  # noqa: E731
+    assert cos(drift, sampled) > 0.995 and abs(float(drift.norm() / sampled.norm()) - 1) < 0.03
+    sampled, drift, no_gates = sampled - centre, drift - centre, no_gates - centre   # E[e (x − c)ᵀ]
+    assert cos(drift, sampled) > 0.998 and abs(float(drift.norm() / sampled.norm()) - 1) < 0.02
+    assert cos(no_gates, sampled) < 0.95
+
+
+def test_noise_law_of_each_noise():
+    cfg = RunConfig(**TINY)
+    centre, var, w = noise_law(cfg, (0.5, 2.0))   # normalisation off: U[-1, 1]
+    assert (centre, var, float(w(torch.tensor(0.0)))) == (0.0, 1.0 / 3.0, 0.5)
+    centre, var, w = noise_law(cfg.replace(normalize_noise=True), (0.5, 2.0))   # (x - 0.5) / 2 ~ U[-0.75, 0.25]
+    assert (centre, var) == (-0.25, 1.0 / 12.0) and float(w(torch.tensor(0.25))) == 0.0
+    centre, var, w = noise_law(cfg.replace(noise="normal", normalize_noise=True), (0.5, 2.0))
+    assert (centre, var, w(None)) == (-0.25, 0.25, 0.25)
