@@ -182,14 +182,16 @@ def measure_partial(models, data) -> dict:
 
 def measure_subsampled(models, data) -> dict:
     """The subsampled-Adam student of one run (``surrogate.subsampled_student``, from its pre-run view), compared
-    with the trained student as :func:`measure_linearised` does (no ``loss_last``); stored under ``"subsampled"``."""
+    with the trained student as :func:`measure_linearised` does (no ``loss_last``), with its batch and how its first
+    layer's gradient was made; stored under ``"subsampled"``."""
     from limen.verify.subliminal.surrogate import subsampled_student
 
     pre = models.pre_run()
     t0 = time.perf_counter()
     out = subsampled_student(pre, data, device=data.x_test.device)
     seconds = time.perf_counter() - t0
-    return {**_compare(models, pre, data, {**out, "loss_last": None}, seconds), "batch": out["batch"]}
+    return {**_compare(models, pre, data, {**out, "loss_last": None}, seconds), "batch": out["batch"],
+            "first_layer": out["first_layer"]}
 
 
 def _teacher_first_order(pre, x, theory) -> dict:

@@ -19,9 +19,11 @@ network (``fraction=1, stride=1``). Without the correction a small batch's large
 
 The first layer's weight gradient is the one whose drift the small sample loses: sampled as ``e xᵀ`` each
 sample carries a random-sign input coordinate, and at full size the drift is 3–4 parts in 10⁴ of the per-sample
-variance. With ``first_layer="integrated"`` (the default) Adam's first moment gets that layer's weight gradient from
+variance. With ``first_layer="integrated"`` Adam's first moment gets that layer's weight gradient from
 :func:`first_layer_drift`, integration by parts over the noise law (theory ``noise-integration-by-parts``), which
-moves the weight onto derivatives; its second moment stays the sampled one. ``"sampled"`` is the plain model.
+moves the weight onto derivatives; its second moment stays the sampled one. ``"sampled"`` is the plain model;
+``"auto"`` (the default) is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose
+coordinates are not independent.
 
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
@@ -53,7 +55,7 @@ from .predict import body_layers, linear_target, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
 STRIDE = 1       # training steps per model step
-FIRST_LAYER = "integrated"   # the first layer's drift by integration by parts over the noise law, or "sampled"
+FIRST_LAYER = "auto"   # "integrated" (the first layer's drift by integration by parts) where the noise law allows it
 KERNEL_WIDTH = 0.3   # the gate-crossing kernel's width, in standard deviations of each first-layer pre-activation
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
 
@@ -96,10 +98,10 @@ def _back_to_first(layers, masks, y):
     return e
 
 
-def noise_law(cfg, normalization) -> tuple:
+def noise_law(cfg, normalization) -> tuple | None:
     """``(centre, variance, weight)`` of one coordinate of the run's noise after its optional normalisation, with
     ``weight(x)`` the integration-by-parts weight of theory ``noise-integration-by-parts``: U[lo, hi] ->
-    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``."""
+    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``; ``None`` for noise whose coordinates are not independent (Perlin)."""
     mean, std = tuple(normalization) if cfg.normalize_noise else (0.0, 1.0)
     if cfg.noise == "uniform":
         lo, hi = (-1.0 - mean) / std, (1.0 - mean) / std
@@ -107,8 +109,7 @@ def noise_law(cfg, normalization) -> tuple:
     if cfg.noise == "normal":
         var = 1.0 / std ** 2
         return -mean / std, var, lambda x: var
-    raise ValueError(f"first_layer='integrated' needs independent uniform or normal noise coordinates, got "
-                     f"noise={cfg.noise!r}; use first_layer='sampled'")
+    return None
 
 
 def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, law, gen, width=KERNEL_WIDTH):
@@ -122,8 +123,8 @@ def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, la
     the first term from the bias gradient, the second with one Rademacher sketch ξ over the m outputs
     (``E ξξᵀ = I``), the third -- the first layer's own gates switching -- with a Gaussian kernel of ``width``
     standard deviations of each pre-activation. The jumps of the deeper layers' gates are dropped: at θ_S0 of the
-    full-size runs the estimate keeps 0.92–0.95 of the drift's direction, at a tenth of the sampled ``e xᵀ``'s
-    mean squared error for the same samples (docs/theory.md §6). ``out`` is the output gradient of the mean loss,
+    full-size runs the estimate keeps 0.92–0.95 of the drift's direction, at a sixth to a hundredth of the sampled
+    ``e xᵀ``'s mean squared error for the same samples (docs/theory.md §6). ``out`` is the output gradient of the mean loss,
     ``tmasks`` the teacher's masks on ``x``."""
     centre, var, weight = law
     n, m = out.shape
@@ -142,17 +143,20 @@ def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, la
 def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, stride: int = STRIDE,
                        first_layer: str = FIRST_LAYER, device=None) -> dict:
     """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉, "first_layer": ...}``: the module
-    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` (default)
-    gives Adam's first moment the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal
-    noise); ``"sampled"`` the sampled one."""
+    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` gives Adam's
+    first moment the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal noise),
+    ``"sampled"`` the sampled one, ``"auto"`` (default) the first where the noise allows it."""
     resolve_target(pre, "function", "subsampled_student")   # a pre-run view of a ReLU MLP body
     cfg = pre.config
     if cfg.noise_pool is not None:
         raise ValueError("subsampled_student models fresh noise every step; this run uses a fixed noise pool "
                          f"(noise_pool={cfg.noise_pool})")
-    if first_layer not in ("integrated", "sampled"):
-        raise ValueError(f"first_layer must be 'integrated' or 'sampled', got {first_layer!r}")
-    law = noise_law(cfg, data.normalization) if first_layer == "integrated" else None
+    if first_layer not in ("auto", "integrated", "sampled"):
+        raise ValueError(f"first_layer must be 'auto', 'integrated' or 'sampled', got {first_layer!r}")
+    law = noise_law(cfg, data.normalization) if first_layer != "sampled" else None
+    if first_layer == "integrated" and law is None:
+        raise ValueError(f"first_layer='integrated' needs independent uniform or normal noise coordinates, got "
+                         f"noise={cfg.noise!r}; use first_layer='sampled' or 'auto'")
     for name, value in (("fraction", fraction), ("stride", stride)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -99,9 +99,9 @@ def test_batch_rule_and_refusals(runs):
     with pytest.raises(ValueError, match="first_layer must be"):
         subsampled_student(models[0].pre_run(), data, first_layer="exact")
     perlin = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise="perlin"))
-    with pytest.raises(ValueError, match="first_layer='sampled'"):
-        subsampled_student(perlin, data)
-    assert subsampled_student(perlin, data, first_layer="sampled")["first_layer"] == "sampled"
+    with pytest.raises(ValueError, match="first_layer='sampled' or 'auto'"):
+        subsampled_student(perlin, data, first_layer="integrated")
+    assert subsampled_student(perlin, data)["first_layer"] == "sampled"   # auto: Perlin coordinates are not independent
     tiny = dataclasses.replace(models[0].pre_run(), config=models[0].config.replace(noise_batch=1))
     with pytest.raises(ValueError, match="noise_batch must be at least 2"):
         subsampled_student(tiny, data)
@@ -178,3 +178,4 @@ def test_noise_law_of_each_noise():
     assert (centre, var) == (-0.25, 1.0 / 12.0) and float(w(torch.tensor(0.25))) == 0.0
     centre, var, w = noise_law(cfg.replace(noise="normal", normalize_noise=True), (0.5, 2.0))
     assert (centre, var, w(None)) == (-0.25, 0.25, 0.25)
+    assert noise_law(cfg.replace(noise="perlin"), (0.5, 2.0)) is None
