@@ -10,6 +10,7 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, train_group
 from limen.verify.subliminal.engine import get_data
 from limen.verify.subliminal.linear_student import partially_linearised_student
+from limen.verify.subliminal.predict import relu_forward
 from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, noise_law, subsampled_batch,
                                                subsampled_student)
 
@@ -129,18 +130,11 @@ def _drift_case(n_in, hidden, x, law, seed=0):
     net = lambda: [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,  # noqa: E731
                     0.3 * torch.randn(o, generator=g, dtype=torch.float64)) for o, i in sizes]
     student, teacher = net(), net()
-    zt = x
-    for w, b in teacher[:-1]:
-        zt = torch.relu(zt @ w.T + b)
-    zt = zt @ teacher[-1][0].T + teacher[-1][1]
+    tacts, tmasks = relu_forward(teacher[:-1], x)
+    zt = tacts[-1] @ teacher[-1][0].T + teacher[-1][1]
     grads = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
     squares = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
     s1, masks, out = _grads_and_squares(student, x, zt, grads, squares)
-    tmasks, h = [], x
-    for w, b in teacher[:-1]:
-        pre_t = h @ w.T + b
-        tmasks.append(pre_t > 0)
-        h = torch.relu(pre_t)
     est = [first_layer_drift(student, teacher, x, s1, masks, tmasks, out, grads[0][1], law,
                              torch.Generator().manual_seed(1), width=wd) for wd in (0.1, 1e-6)]
     centre = law[0] * grads[0][1][:, None]   # E[e] cᵀ, from the bias gradient
