@@ -54,7 +54,7 @@ from .linear_student import _batches, _start
 from .predict import body_layers, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
-STRIDE = 1       # training steps per model step
+STRIDE = 2       # training steps per model step
 FIRST_LAYER = "auto"   # "integrated" (the first layer's drift by integration by parts) where the noise law allows it
 KERNEL_WIDTH = 0.3   # the gate-crossing kernel's width, in standard deviations of each first-layer pre-activation
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
@@ -66,8 +66,8 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
 
 
 def _grads_and_squares(weights, x, zt, grads, squares):
-    """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (any layer
-    with ``None`` is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
+    """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (a layer
+    with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
     ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
     form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``). Returns the
     first layer's pre-activations, every layer's ReLU masks (in ``x``'s dtype: a boolean factor would be converted at
@@ -82,7 +82,8 @@ def _grads_and_squares(weights, x, zt, grads, squares):
     for i in range(len(weights) - 1, -1, -1):
         if grads[i] is not None:
             e2 = e * e
-            torch.matmul(e.T, acts[i], out=grads[i][0])
+            if grads[i][0] is not None:
+                torch.matmul(e.T, acts[i], out=grads[i][0])
             torch.sum(e, 0, out=grads[i][1])
             torch.matmul(e2.T, acts[i] * acts[i], out=squares[i][0])
             torch.sum(e2, 0, out=squares[i][1])
@@ -209,15 +210,20 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
 
     theta = per_layer(flat, lambda n: layers[n])
     grads, squares = per_layer(g, lambda n: None), per_layer(sq, lambda n: None)
+    if integrated:   # the first layer's weight gradient, and its v̂_B, come from the drift, not from the sample
+        drift, est_w1 = grads[0][0], per_layer(est, lambda n: None)[0][0]
+        grads[0] = (None, grads[0][1])
     for t in range(1, steps + 1):
         rows = slice((t - 1) * b, t * b)
         s1, masks, out, before = _grads_and_squares(theta, x_all[rows], zt_all[rows], grads, squares)
+        if integrated:   # by integration by parts, from the bias gradient just computed
+            first_layer_drift(theta, x_all[rows], s1, masks, before, xi_all[rows], sketch_all[rows], grads[0][1],
+                              law, out=drift)
         torch.mul(sq, -c_sq * b, out=est).addcmul_(g, g, value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
             torch.maximum(est, torch.mul(sq, b / B, out=tmp), out=est)
-        if integrated:   # the first moment's first-layer gradient by integration by parts; v̂_B stays the sampled one
-            first_layer_drift(theta, x_all[rows], s1, masks, before, xi_all[rows], sketch_all[rows], grads[0][1],
-                              law, out=grads[0][0])
+        if integrated:   # E[ḡ_B²] = μ²(1 − 1/B) + mean_i g_i² / B with μ the drift: no per-draw floor to bias it
+            torch.mul(squares[0][0], b / B, out=est_w1).addcmul_(drift, drift, value=1.0 - 1.0 / B)
         m1.lerp_(g, 1.0 - beta1)
         v2.lerp_(est, 1.0 - beta2)
         # Adam's step m̂/(√v̂ + ε) with the bias corrections folded into scalars: m/(√v + ε√c2) · √c2/c1

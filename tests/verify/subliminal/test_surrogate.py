@@ -71,7 +71,9 @@ def test_small_batches_train_what_the_student_trains(runs):
     models, data = runs
     pre = models[1].pre_run()
     a, b = subsampled_student(pre, data), subsampled_student(pre, data)
-    assert a["batch"] == subsampled_batch(64) == 4 and a["steps"] == 6 and a["first_layer"] == "integrated"
+    assert a["batch"] == 2 * subsampled_batch(64) == 8 and a["steps"] == 3 and a["first_layer"] == "integrated"
+    fine = subsampled_student(pre, data, stride=1)
+    assert fine["batch"] == subsampled_batch(64) == 4 and fine["steps"] == 6   # training's own time step
     coarse = subsampled_student(pre, data, stride=4)
     assert coarse["batch"] == 4 * subsampled_batch(64) == 16 and coarse["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64/20⌉
     assert subsampled_student(pre, data, fraction=2, stride=4)["batch"] == 64           # never above the training batch
