@@ -5,10 +5,10 @@ nonlinearity, its gates moving, the coupling between layers -- and cuts the cost
 samples: ``T·⌈B/FRACTION⌉`` in all, against training's ``T·B`` (``B`` the training batch). With ``stride=k`` each
 model step stands for ``k`` training steps: ``⌈T/k⌉`` steps of learning rate ``k·η`` with Adam's averages decaying by
 ``β1^k`` and ``β2^k`` per step, as they do over ``k`` training steps (for a constant gradient the bias-corrected
-moments, and so the displacement, are those of ``k`` steps exactly); the default ``STRIDE = 1`` is training's own
-time step. Each step draws ``b = k⌈B/FRACTION⌉`` fresh noise samples (at most ``B``), takes the real network's
-gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's update (the student's ε = 1e-8, bias correction) with the
-second moment training would see at batch ``B`` (theory ``subsampled-adam-moment``):
+moments, and so the displacement, are those of ``k`` steps exactly); the default is ``STRIDE = 2`` (``stride=1``
+is training's own time step). Each step draws ``b = k⌈B/FRACTION⌉`` fresh noise samples (at most ``B``), takes the
+real network's gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's update (the student's ε = 1e-8, bias
+correction) with the second moment training would see at batch ``B`` (theory ``subsampled-adam-moment``):
 
     v ← β2 v + (1 − β2) v̂_B,   v̂_B = max(ḡ_b² − κ (mean_i g_i² − ḡ_b²), mean_i g_i² / B)   (b < B),
 
@@ -19,23 +19,23 @@ network (``fraction=1, stride=1``). Without the correction a small batch's large
 
 The first layer's weight gradient is the one whose drift the small sample loses: sampled as ``e xᵀ`` each
 sample carries a random-sign input coordinate, and at full size the drift is 3–4 parts in 10⁴ of the per-sample
-variance. With ``first_layer="integrated"`` Adam's first moment gets that layer's weight gradient from
-:func:`first_layer_drift`, integration by parts over the noise law (theory ``noise-integration-by-parts``), which
-moves the weight onto derivatives; its second moment stays the sampled one. ``"sampled"`` is the plain model;
-``"auto"`` (the default) is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose
-coordinates are not independent.
+variance. With ``first_layer="integrated"`` that layer's weight gradient comes from :func:`first_layer_drift`,
+integration by parts over the noise law (theory ``noise-integration-by-parts``), which moves the weight onto
+derivatives, and so does its second moment: ``v̂_B = μ²(1 − 1/B) + mean_i g_i²/B`` (the same ``E[ḡ_B²]``) with μ the
+drift, where the sampled estimate's per-draw floor would be biased up about sixfold by the noise (its expectation
+is near ``σ²/B + 0.48 σ²/b`` where the noise dominates). ``"sampled"`` is the plain model; ``"auto"`` (the default)
+is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose coordinates are not
+independent.
 
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
 drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
-size. Its cost (``limen bench predict``, full size, 2-core CPU) is 21–24 % of the student's training with the
-integrated first layer and 11–18 % with the sampled one, above the 10 % budget; sampled, at b = 2 it still costs
-10 %, the per-step work over every parameter (Adam's update, the gradient and square buffers). With the sampled
-first layer ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the coarser time step follows the
-full-size students less well (pooled error 0.109 against 0.086, class-logit correlation 0.59–0.70 against
-0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
-student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool would be a different
-pool at b per step.
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–14.8 % of the student's training at the
+default stride 2 with the integrated first layer, above the 10 % budget; the per-step work over every parameter
+(Adam's update, the gradient and square buffers) is what a smaller b does not cut. Stride 4 costs less but
+follows the full-size students less well (docs/theory.md §6), so it is not the default. Computed from the pre-run
+view only (initial student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool
+would be a different pool at b per step.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
 
 def _grads_and_squares(weights, x, zt, grads, squares):
     """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (a layer
-    with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
-    ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
+    with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows
+    of ``x``, and into ``squares[i]`` ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
     form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``). Returns the
     first layer's pre-activations, every layer's ReLU masks (in ``x``'s dtype: a boolean factor would be converted at
     every use), the output gradient ``e`` at the aux logits and ``e`` at the first layer's output before its mask."""
@@ -157,8 +157,8 @@ def first_layer_drift(weights, x, s1, masks, before, xi, sketch_t, bias_grad, la
 def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, stride: int = STRIDE,
                        first_layer: str = FIRST_LAYER, device=None) -> dict:
     """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉, "first_layer": ...}``: the module
-    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` gives Adam's
-    first moment the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal noise),
+    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` gives both of
+    Adam's moments the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal noise),
     ``"sampled"`` the sampled one, ``"auto"`` (default) the first where the noise allows it."""
     resolve_target(pre, "function", "subsampled_student")   # a pre-run view of a ReLU MLP body
     cfg = pre.config
