@@ -6,8 +6,9 @@ linear response (theory ``preconditioned-response``, ``kronecker-response``; :mo
 the student's parameters after T Adam steps are ``θ_S0 + D^{1/2}[I − u_T(M)]D^{-1/2}Δ*``, evaluated through the real
 network. On every other run (a random body layer or aux head) the subsampled-Adam student
 (:mod:`limen.verify.subliminal.surrogate`, theory ``subsampled-adam-moment``): the real network trained by Adam on a
-twentieth of the noise with the training batch's second moment, its first layer's drift by integration by parts over
-the noise law (theory ``noise-integration-by-parts``). Both are reported on every run. Beside them:
+twentieth of the noise (one step per two training steps) with the training batch's second moment, its first layer's
+gradient and second moment from the drift by integration by parts over the noise law (theory
+``noise-integration-by-parts``). Both are reported on every run. Beside them:
 the exact linearised student (the same linear model trained by Adam itself,
 :mod:`limen.verify.subliminal.linear_student`; student vs it is the error of linearising, it vs the response the
 error of the optimiser model; at full size also the response's own frozen optimiser model with the
@@ -271,9 +272,9 @@ def run(ctx: CheckContext) -> CheckResult:
         notes=["Predictions use only the run's pre-run view (initial student, trained teacher, noise law, optimiser "
                "settings); the trained student is read only to measure.",
                "prediction: the linear response where the target is reachable, the subsampled-Adam student (the real "
-               "network, Adam's steps on a twentieth of the noise with the training batch's second moment, theory "
-               "subsampled-adam-moment, the first layer's drift by integration by parts over the noise law, theory "
-               "noise-integration-by-parts) on every other run.",
+               "network, Adam's steps on a twentieth of the noise, one per two training steps, with the training "
+               "batch's second moment, theory subsampled-adam-moment, the first layer's from its drift by integration "
+               "by parts over the noise law, theory noise-integration-by-parts) on every other run.",
                "target: reachable (shared body and heads), mismatched-head (shared body, another aux head), function (a "
                "random body layer: the linearised student).",
                "exact linearised student: the response's own linear model trained by Adam itself (it costs about one "

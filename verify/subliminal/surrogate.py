@@ -5,10 +5,10 @@ nonlinearity, its gates moving, the coupling between layers -- and cuts the cost
 samples: ``T·⌈B/FRACTION⌉`` in all, against training's ``T·B`` (``B`` the training batch). With ``stride=k`` each
 model step stands for ``k`` training steps: ``⌈T/k⌉`` steps of learning rate ``k·η`` with Adam's averages decaying by
 ``β1^k`` and ``β2^k`` per step, as they do over ``k`` training steps (for a constant gradient the bias-corrected
-moments, and so the displacement, are those of ``k`` steps exactly); the default ``STRIDE = 1`` is training's own
-time step. Each step draws ``b = k⌈B/FRACTION⌉`` fresh noise samples (at most ``B``), takes the real network's
-gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's update (the student's ε = 1e-8, bias correction) with the
-second moment training would see at batch ``B`` (theory ``subsampled-adam-moment``):
+moments, and so the displacement, are those of ``k`` steps exactly); the default is ``STRIDE = 2`` (``stride=1``
+is training's own time step). Each step draws ``b = k⌈B/FRACTION⌉`` fresh noise samples (at most ``B``), takes the
+real network's gradient of ``mean (z_S(x) − z_T(x))²`` and makes Adam's update (the student's ε = 1e-8, bias
+correction) with the second moment training would see at batch ``B`` (theory ``subsampled-adam-moment``):
 
     v ← β2 v + (1 − β2) v̂_B,   v̂_B = max(ḡ_b² − κ (mean_i g_i² − ḡ_b²), mean_i g_i² / B)   (b < B),
 
@@ -19,23 +19,23 @@ network (``fraction=1, stride=1``). Without the correction a small batch's large
 
 The first layer's weight gradient is the one whose drift the small sample loses: sampled as ``e xᵀ`` each
 sample carries a random-sign input coordinate, and at full size the drift is 3–4 parts in 10⁴ of the per-sample
-variance. With ``first_layer="integrated"`` Adam's first moment gets that layer's weight gradient from
-:func:`first_layer_drift`, integration by parts over the noise law (theory ``noise-integration-by-parts``), which
-moves the weight onto derivatives; its second moment stays the sampled one. ``"sampled"`` is the plain model;
-``"auto"`` (the default) is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose
-coordinates are not independent.
+variance. With ``first_layer="integrated"`` that layer's weight gradient comes from :func:`first_layer_drift`,
+integration by parts over the noise law (theory ``noise-integration-by-parts``), which moves the weight onto
+derivatives, and so does its second moment: ``v̂_B = μ²(1 − 1/B) + mean_i g_i²/B`` (the same ``E[ḡ_B²]``) with μ the
+drift, where the sampled estimate's per-draw floor would be biased up about sixfold by the noise (its expectation
+is near ``σ²/B + 0.48 σ²/b`` where the noise dominates). ``"sampled"`` is the plain model; ``"auto"`` (the default)
+is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose coordinates are not
+independent.
 
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
 drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
-size. Its cost (``limen bench predict``, full size, 2-core CPU) is 21–24 % of the student's training with the
-integrated first layer and 11–18 % with the sampled one, above the 10 % budget; sampled, at b = 2 it still costs
-10 %, the per-step work over every parameter (Adam's update, the gradient and square buffers). With the sampled
-first layer ``stride=4`` cuts that work to a quarter and costs 6.4–9.3 %, but the coarser time step follows the
-full-size students less well (pooled error 0.109 against 0.086, class-logit correlation 0.59–0.70 against
-0.74–0.76), so it is not the default. Computed from the pre-run view only (initial
-student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool would be a different
-pool at b per step.
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–14.8 % of the student's training at the
+default stride 2 with the integrated first layer, above the 10 % budget; the per-step work over every parameter
+(Adam's update, the gradient and square buffers) is what a smaller b does not cut. Stride 4 costs less but
+follows the full-size students less well (docs/theory.md §6), so it is not the default. Computed from the pre-run
+view only (initial student, trained teacher, noise law, optimiser settings). Fresh noise only: a fixed noise pool
+would be a different pool at b per step.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
 from .linear_student import _batches, _start
-from .predict import body_layers, linear_target, relu_forward, resolve_target
+from .predict import body_layers, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
-STRIDE = 1       # training steps per model step
+STRIDE = 2       # training steps per model step
 FIRST_LAYER = "auto"   # "integrated" (the first layer's drift by integration by parts) where the noise law allows it
 KERNEL_WIDTH = 0.3   # the gate-crossing kernel's width, in standard deviations of each first-layer pre-activation
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, as the student's optimiser
@@ -66,27 +66,31 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
 
 
 def _grads_and_squares(weights, x, zt, grads, squares):
-    """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (any layer
-    with ``None`` is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows of ``x``, and into ``squares[i]``
-    ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
+    """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (a layer
+    with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows
+    of ``x``, and into ``squares[i]`` ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
     form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``). Returns the
-    first layer's pre-activations, every layer's ReLU masks and the output gradient ``e`` at the aux logits."""
+    first layer's pre-activations, every layer's ReLU masks (in ``x``'s dtype: a boolean factor would be converted at
+    every use), the output gradient ``e`` at the aux logits and ``e`` at the first layer's output before its mask."""
     W1, b1 = weights[0]
     s1 = x @ W1.T + b1
     acts, masks = relu_forward(weights[1:-1], torch.relu(s1))
-    acts, masks = [x] + acts, [s1 > 0] + masks
+    acts, masks = [x] + acts, [mask.to(x.dtype) for mask in [s1 > 0] + masks]
     A, a = weights[-1]
     e = out = (acts[-1] @ A.T + a - zt) * (2.0 / zt.numel())
+    before = None
     for i in range(len(weights) - 1, -1, -1):
         if grads[i] is not None:
             e2 = e * e
-            torch.matmul(e.T, acts[i], out=grads[i][0])
+            if grads[i][0] is not None:
+                torch.matmul(e.T, acts[i], out=grads[i][0])
             torch.sum(e, 0, out=grads[i][1])
             torch.matmul(e2.T, acts[i] * acts[i], out=squares[i][0])
             torch.sum(e2, 0, out=squares[i][1])
         if i:
-            e = (e @ weights[i][0]) * masks[i - 1]
-    return s1, masks, out
+            e = before = e @ weights[i][0]
+            e = e * masks[i - 1]
+    return s1, masks, out, before
 
 
 def _back_to_first(layers, masks, y):
@@ -112,30 +116,40 @@ def noise_law(cfg, normalization) -> tuple | None:
     return None
 
 
-def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, law, gen, width=KERNEL_WIDTH):
+def teacher_pass(teacher, x, xi):
+    """The teacher (``[(W, b), ...]``, ReLU body then aux head) on ``x``: its aux logits ``z_T``, and with a sketch
+    ``ξ`` (rows: samples) the teacher's side of :func:`first_layer_drift`'s smooth term, ``(ξ J_T) W1_T`` (``None``
+    without one). Neither depends on the student, so the model computes both once for every step's batch."""
+    acts, masks = relu_forward(teacher[:-1], x)
+    zt = acts[-1] @ teacher[-1][0].T + teacher[-1][1]
+    if xi is None:
+        return zt, None
+    masks = [mask.to(x.dtype) for mask in masks]
+    return zt, (_back_to_first(teacher, masks, xi) * masks[0]) @ teacher[0][0]
+
+
+def first_layer_drift(weights, x, s1, masks, before, xi, sketch_t, bias_grad, law, width=KERNEL_WIDTH, out=None):
     """The first layer's weight gradient ``E[e xᵀ]`` of ``mean (z − z_T)²`` by integration by parts over the noise
     (theory ``noise-integration-by-parts``; ``e`` the error at its pre-activations, ``c``, ``w``, ``var`` the noise
     law's centre, weight and variance; ``J``, ``J_T`` the aux logits' Jacobians in the student's and the teacher's
-    first-layer pre-activations, ``q`` the error before the first layer's mask):
+    first-layer pre-activations, ``q`` the error before the first layer's mask, n times ``before``):
 
         E[e xᵀ] = E[e] cᵀ + (2/m) E[Jᵀ (J W1 − J_T W1_T) ⊙ w(x)] + diag(E[δ(s1) q]) W1 var  (+ deeper gates' jumps),
 
-    the first term from the bias gradient, the second with one Rademacher sketch ξ over the m outputs
-    (``E ξξᵀ = I``), the third -- the first layer's own gates switching -- with a Gaussian kernel of ``width``
-    standard deviations of each pre-activation. The jumps of the deeper layers' gates are dropped: at θ_S0 of the
-    full-size runs the estimate keeps 0.92–0.95 of the drift's direction, at a sixth to a hundredth of the sampled
-    ``e xᵀ``'s mean squared error for the same samples (docs/theory.md §6). ``out`` is the output gradient of the mean loss,
-    ``tmasks`` the teacher's masks on ``x``."""
+    the first term from the bias gradient, the second with the Rademacher sketch ``xi`` over the m outputs
+    (``E ξξᵀ = I``; ``sketch_t`` its teacher side from :func:`teacher_pass`), the third -- the first layer's own
+    gates switching -- with a Gaussian kernel of ``width`` standard deviations of each pre-activation. The jumps of the
+    deeper layers' gates are dropped: at θ_S0 of the full-size runs the estimate keeps 0.92–0.95 of the drift's
+    direction, at a sixth to a hundredth of the sampled ``e xᵀ``'s mean squared error for the same samples
+    (docs/theory.md §6). ``s1``, ``masks``, ``before``: the student's, from :func:`_grads_and_squares` on ``x``;
+    written into ``out`` when given."""
     centre, var, weight = law
-    n, m = out.shape
-    xi = torch.randint(0, 2, (n, m), generator=gen, device=x.device).to(x.dtype).mul_(2).sub_(1)
-    v = _back_to_first(weights, masks, xi) * masks[0]
-    vt = _back_to_first(teacher, tmasks, xi) * tmasks[0]
+    n, m = xi.shape
     W1 = weights[0][0]
-    smooth = v.T @ ((v @ W1 - vt @ teacher[0][0]) * weight(x)) * (2.0 / (m * n))
-    q = _back_to_first(weights, masks, out * n)
+    v = _back_to_first(weights, masks, xi) * masks[0]
+    smooth = torch.matmul(v.T, (v @ W1 - sketch_t) * weight(x), out=out).mul_(2.0 / (m * n))
     h = width * W1.norm(dim=1) * math.sqrt(var)
-    own = (torch.exp(-0.5 * (s1 / h) ** 2) * q).mean(0) / (h * math.sqrt(2 * math.pi))
+    own = (torch.exp(-0.5 * (s1 / h) ** 2) * before).sum(0) / (h * math.sqrt(2 * math.pi))
     return smooth.add_(W1 * (own * var)[:, None]).add_(bias_grad[:, None] * centre)
 
 
@@ -143,8 +157,8 @@ def first_layer_drift(weights, teacher, x, s1, masks, tmasks, out, bias_grad, la
 def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, stride: int = STRIDE,
                        first_layer: str = FIRST_LAYER, device=None) -> dict:
     """``{"params": θ_S0 + δ, "target": "function", "batch": b, "steps": ⌈T/stride⌉, "first_layer": ...}``: the module
-    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` gives Adam's
-    first moment the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal noise),
+    docstring's model (evaluate the parameters through the real network). ``first_layer="integrated"`` gives both of
+    Adam's moments the first layer's weight gradient from :func:`first_layer_drift` (uniform or normal noise),
     ``"sampled"`` the sampled one, ``"auto"`` (default) the first where the noise allows it."""
     resolve_target(pre, "function", "subsampled_student")   # a pre-run view of a ReLU MLP body
     cfg = pre.config
@@ -170,16 +184,18 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     steps = math.ceil(cfg.student_epochs * cfg.student_steps_per_epoch / k)
     beta1, beta2, lr = BETA1 ** k, BETA2 ** k, cfg.student_lr * k
     draw = _batches(dataclasses.replace(cfg, noise_batch=b), data, dev)   # b fresh samples per step
-    x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher's logits in one pass
-    zt_all = torch.cat([linear_target(pre, "function", x_all[a:a + 4096], None, None, list(layers.values())[:-1],
-                                      layers["aux_head"], None) for a in range(0, x_all.shape[0], 4096)])
+    x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher on all of them at once
     integrated = law is not None and body[0] in trained
-    if integrated:   # the teacher's layers and its ReLU masks on every step's batch
-        teacher = [(w.to(dev, torch.float32), bias.to(dev, torch.float32))
-                   for w, bias in body_layers(pre.teacher, pre.teacher_spec) + [pre.teacher["aux_head"]]]
-        tmasks_all = [torch.cat(ms) for ms in zip(*(relu_forward(teacher[:-1], x_all[a:a + 4096])[1]
-                                                    for a in range(0, x_all.shape[0], 4096)))]
+    teacher = [(w.to(dev, torch.float32), bias.to(dev, torch.float32))
+               for w, bias in body_layers(pre.teacher, pre.teacher_spec) + [pre.teacher["aux_head"]]]
+    xi_all = None
+    if integrated:   # the drift's Rademacher sketch over the m outputs, every step's at once
         gen = nets.generator(derived_seed(cfg.seed, "subsampled_sketch"), dev)
+        xi_all = torch.randint(0, 2, (x_all.shape[0], teacher[-1][0].shape[0]), generator=gen,
+                               device=dev).to(torch.float32).mul_(2).sub_(1)
+    zt_all, sketch_all = zip(*(teacher_pass(teacher, x_all[a:a + 4096], None if xi_all is None else xi_all[a:a + 4096])
+                               for a in range(0, x_all.shape[0], 4096)))
+    zt_all, sketch_all = torch.cat(zt_all), torch.cat(sketch_all) if integrated else None
     # the trained parameters, Adam's moments and each step's gradient and squares as flat buffers, updated in place
     # (one kernel per update, no allocation per step); θ[n], and each layer's gradient and squares, are views of them
     shapes = [t.shape for n in trained for t in layers[n]]
@@ -194,15 +210,20 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
 
     theta = per_layer(flat, lambda n: layers[n])
     grads, squares = per_layer(g, lambda n: None), per_layer(sq, lambda n: None)
+    if integrated:   # the first layer's weight gradient, and its v̂_B, come from the drift, not from the sample
+        drift, est_w1 = grads[0][0], per_layer(est, lambda n: None)[0][0]
+        grads[0] = (None, grads[0][1])
     for t in range(1, steps + 1):
         rows = slice((t - 1) * b, t * b)
-        s1, masks, out = _grads_and_squares(theta, x_all[rows], zt_all[rows], grads, squares)
+        s1, masks, out, before = _grads_and_squares(theta, x_all[rows], zt_all[rows], grads, squares)
+        if integrated:   # by integration by parts, from the bias gradient just computed
+            first_layer_drift(theta, x_all[rows], s1, masks, before, xi_all[rows], sketch_all[rows], grads[0][1],
+                              law, out=drift)
         torch.mul(sq, -c_sq * b, out=est).addcmul_(g, g, value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
             torch.maximum(est, torch.mul(sq, b / B, out=tmp), out=est)
-        if integrated:   # the first moment's first-layer gradient by integration by parts; v̂_B stays the sampled one
-            grads[0][0].copy_(first_layer_drift(theta, teacher, x_all[rows], s1, masks, [t[rows] for t in tmasks_all],
-                                                out, grads[0][1], law, gen))
+        if integrated:   # E[ḡ_B²] = μ²(1 − 1/B) + mean_i g_i² / B with μ the drift: no per-draw floor to bias it
+            torch.mul(squares[0][0], b / B, out=est_w1).addcmul_(drift, drift, value=1.0 - 1.0 / B)
         m1.lerp_(g, 1.0 - beta1)
         v2.lerp_(est, 1.0 - beta2)
         # Adam's step m̂/(√v̂ + ε) with the bias corrections folded into scalars: m/(√v + ε√c2) · √c2/c1

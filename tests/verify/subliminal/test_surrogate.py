@@ -10,9 +10,8 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, train_group
 from limen.verify.subliminal.engine import get_data
 from limen.verify.subliminal.linear_student import partially_linearised_student
-from limen.verify.subliminal.predict import relu_forward
 from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, noise_law, subsampled_batch,
-                                               subsampled_student)
+                                               subsampled_student, teacher_pass)
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
             eval_noise_batches=1, eval_noise_batch=64)
@@ -45,7 +44,9 @@ def test_gradients_and_per_sample_squares_are_autograds():
     grads = [(torch.empty_like(w), torch.empty_like(b)) for w, b in weights]
     squares = [(torch.empty_like(w), torch.empty_like(b)) for w, b in weights]
     grads[1] = squares[1] = None   # a layer that does not train
-    _grads_and_squares(weights, x, zt, grads, squares)
+    s1, _, _, before = _grads_and_squares(weights, x, zt, grads, squares)
+    rest = lambda h1: loss([t for wb in weights[1:] for t in wb], h1, zt)  # noqa: E731 (the net above the first layer)
+    assert torch.allclose(before, torch.func.grad(rest)(torch.relu(s1)), rtol=1e-12, atol=1e-12)
     for i, ((gw, gb), (sw, sb)) in ((i, gs) for i, gs in enumerate(zip(grads, squares)) if gs[0] is not None):
         assert torch.allclose(gw, batch[2 * i], rtol=1e-12, atol=1e-12)
         assert torch.allclose(gb, batch[2 * i + 1], rtol=1e-12, atol=1e-12)
@@ -70,7 +71,9 @@ def test_small_batches_train_what_the_student_trains(runs):
     models, data = runs
     pre = models[1].pre_run()
     a, b = subsampled_student(pre, data), subsampled_student(pre, data)
-    assert a["batch"] == subsampled_batch(64) == 4 and a["steps"] == 6 and a["first_layer"] == "integrated"
+    assert a["batch"] == 2 * subsampled_batch(64) == 8 and a["steps"] == 3 and a["first_layer"] == "integrated"
+    fine = subsampled_student(pre, data, stride=1)
+    assert fine["batch"] == subsampled_batch(64) == 4 and fine["steps"] == 6   # training's own time step
     coarse = subsampled_student(pre, data, stride=4)
     assert coarse["batch"] == 4 * subsampled_batch(64) == 16 and coarse["steps"] == 2   # ⌈6 / 4⌉ steps of 4 · ⌈64/20⌉
     assert subsampled_student(pre, data, fraction=2, stride=4)["batch"] == 64           # never above the training batch
@@ -130,13 +133,13 @@ def _drift_case(n_in, hidden, x, law, seed=0):
     net = lambda: [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,  # noqa: E731
                     0.3 * torch.randn(o, generator=g, dtype=torch.float64)) for o, i in sizes]
     student, teacher = net(), net()
-    tacts, tmasks = relu_forward(teacher[:-1], x)
-    zt = tacts[-1] @ teacher[-1][0].T + teacher[-1][1]
+    xi = torch.randint(0, 2, (x.shape[0], 3), generator=torch.Generator().manual_seed(1)).to(x.dtype) * 2 - 1
+    zt, sketch = teacher_pass(teacher, x, xi)
     grads = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
     squares = [(torch.empty_like(w), torch.empty_like(b)) for w, b in student]
-    s1, masks, out = _grads_and_squares(student, x, zt, grads, squares)
-    est = [first_layer_drift(student, teacher, x, s1, masks, tmasks, out, grads[0][1], law,
-                             torch.Generator().manual_seed(1), width=wd) for wd in (0.1, 1e-6)]
+    s1, masks, out, before = _grads_and_squares(student, x, zt, grads, squares)
+    est = [first_layer_drift(student, x, s1, masks, before, xi, sketch, grads[0][1], law, width=wd)
+           for wd in (0.1, 1e-6)]
     centre = law[0] * grads[0][1][:, None]   # E[e] cᵀ, from the bias gradient
     return grads[0][0], est, centre
 
