@@ -68,10 +68,11 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
 def _grads_and_squares(weights, x, zt, grads, squares):
     """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (a layer
     with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows
-    of ``x``, and into ``squares[i]`` ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample gradients (back-propagation in closed
-    form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample gradient is ``n e_i a_iᵀ``). Returns the
-    first layer's pre-activations, every layer's ReLU masks (in ``x``'s dtype: a boolean factor would be converted at
-    every use), the output gradient ``e`` at the aux logits and ``e`` at the first layer's output before its mask."""
+    of ``x``, and into ``squares[i]`` ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample
+    gradients (back-propagation in closed form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample
+    gradient is ``n e_i a_iᵀ``). Returns the first layer's pre-activations, every layer's ReLU masks (in ``x``'s
+    dtype: a boolean factor would be converted at every use), the output gradient ``e`` at the aux logits and ``e`` at
+    the first layer's output before its mask."""
     W1, b1 = weights[0]
     s1 = x @ W1.T + b1
     acts, masks = relu_forward(weights[1:-1], torch.relu(s1))
