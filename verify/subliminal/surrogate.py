@@ -211,7 +211,10 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
 
     theta = per_layer(flat, lambda n: layers[n])
     grads, squares = per_layer(g, lambda n: None), per_layer(sq, lambda n: None)
-    if integrated:   # the first layer's weight gradient, and its v̂_B, come from the drift, not from the sample
+    # the first layer's weight gradient, and its v̂_B, come from the drift, not from the sample: the sampled v̂_B is
+    # made only for the rest of the flat buffers (that weight is their first block)
+    rest = slice(sizes[0] if integrated else 0, None)
+    if integrated:
         drift, est_w1 = grads[0][0], per_layer(est, lambda n: None)[0][0]
         grads[0] = (None, grads[0][1])
     for t in range(1, steps + 1):
@@ -220,9 +223,9 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
         if integrated:   # by integration by parts, from the bias gradient just computed
             first_layer_drift(theta, x_all[rows], s1, masks, before, xi_all[rows], sketch_all[rows], grads[0][1],
                               law, out=drift)
-        torch.mul(sq, -c_sq * b, out=est).addcmul_(g, g, value=a_g)   # v̂_B, in place
+        torch.mul(sq[rest], -c_sq * b, out=est[rest]).addcmul_(g[rest], g[rest], value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
-            torch.maximum(est, torch.mul(sq, b / B, out=tmp), out=est)
+            torch.maximum(est[rest], torch.mul(sq[rest], b / B, out=tmp[rest]), out=est[rest])
         if integrated:   # E[ḡ_B²] = μ²(1 − 1/B) + mean_i g_i² / B with μ the drift: no per-draw floor to bias it
             torch.mul(squares[0][0], b / B, out=est_w1).addcmul_(drift, drift, value=1.0 - 1.0 / B)
         m1.lerp_(g, 1.0 - beta1)
