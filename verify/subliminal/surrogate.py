@@ -51,7 +51,7 @@ from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
 from .linear_student import _batches, _start
-from .predict import body_layers, relu_forward, resolve_target
+from .predict import aux_forward, body_layers, noise_law, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
 STRIDE = 2       # training steps per model step
@@ -103,26 +103,11 @@ def _back_to_first(layers, masks, y):
     return e
 
 
-def noise_law(cfg, normalization) -> tuple | None:
-    """``(centre, variance, weight)`` of one coordinate of the run's noise after its optional normalisation, with
-    ``weight(x)`` the integration-by-parts weight of theory ``noise-integration-by-parts``: U[lo, hi] ->
-    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``; ``None`` for noise whose coordinates are not independent (Perlin)."""
-    mean, std = tuple(normalization) if cfg.normalize_noise else (0.0, 1.0)
-    if cfg.noise == "uniform":
-        lo, hi = (-1.0 - mean) / std, (1.0 - mean) / std
-        return (lo + hi) / 2, (hi - lo) ** 2 / 12, lambda x: theory.uniform_ibp_weight(x, lo, hi)
-    if cfg.noise == "normal":
-        var = 1.0 / std ** 2
-        return -mean / std, var, lambda x: var
-    return None
-
-
 def teacher_pass(teacher, x, xi):
     """The teacher (``[(W, b), ...]``, ReLU body then aux head) on ``x``: its aux logits ``z_T``, and with a sketch
     ``ξ`` (rows: samples) the teacher's side of :func:`first_layer_drift`'s smooth term, ``(ξ J_T) W1_T`` (``None``
     without one). Neither depends on the student, so the model computes both once for every step's batch."""
-    acts, masks = relu_forward(teacher[:-1], x)
-    zt = acts[-1] @ teacher[-1][0].T + teacher[-1][1]
+    zt, masks = aux_forward(teacher, x)
     if xi is None:
         return zt, None
     masks = [mask.to(x.dtype) for mask in masks]

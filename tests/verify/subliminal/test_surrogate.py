@@ -10,7 +10,7 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, train_group
 from limen.verify.subliminal.engine import get_data
 from limen.verify.subliminal.linear_student import partially_linearised_student
-from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, noise_law, subsampled_batch,
+from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, subsampled_batch,
                                                subsampled_student, teacher_pass)
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
@@ -165,14 +165,3 @@ def test_first_layer_drift_is_the_sampled_gradients_expectation(law_name):
     sampled, drift, no_gates = sampled - centre, drift - centre, no_gates - centre   # E[e (x − c)ᵀ]
     assert cos(drift, sampled) > 0.998 and abs(float(drift.norm() / sampled.norm()) - 1) < 0.02
     assert cos(no_gates, sampled) < 0.95
-
-
-def test_noise_law_of_each_noise():
-    cfg = RunConfig(**TINY)
-    centre, var, w = noise_law(cfg, (0.5, 2.0))   # normalisation off: U[-1, 1]
-    assert (centre, var, float(w(torch.tensor(0.0)))) == (0.0, 1.0 / 3.0, 0.5)
-    centre, var, w = noise_law(cfg.replace(normalize_noise=True), (0.5, 2.0))   # (x - 0.5) / 2 ~ U[-0.75, 0.25]
-    assert (centre, var) == (-0.25, 1.0 / 12.0) and float(w(torch.tensor(0.25))) == 0.0
-    centre, var, w = noise_law(cfg.replace(noise="normal", normalize_noise=True), (0.5, 2.0))
-    assert (centre, var, w(None)) == (-0.25, 0.25, 0.25)
-    assert noise_law(cfg.replace(noise="perlin"), (0.5, 2.0)) is None
