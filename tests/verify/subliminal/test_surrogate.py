@@ -165,3 +165,25 @@ def test_first_layer_drift_is_the_sampled_gradients_expectation(law_name):
     sampled, drift, no_gates = sampled - centre, drift - centre, no_gates - centre   # E[e (x − c)ᵀ]
     assert cos(drift, sampled) > 0.998 and abs(float(drift.norm() / sampled.norm()) - 1) < 0.02
     assert cos(no_gates, sampled) < 0.95
+
+
+def test_first_layer_squares_from_the_noise_law_at_high_input_dimension():
+    """``(e²)ᵀ(x²) ≈ Σ_i e_i² E[x²]`` (the integrated first layer's v̂): each of d input coordinates moves ``e`` by
+    O(1/√d). On a random 400-input ReLU net and U[-1, 1] noise the two agree to a few per cent."""
+    g = torch.Generator().manual_seed(1)
+    d, n = 400, 20000
+    weights = [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5, torch.zeros(o, dtype=torch.float64))
+               for o, i in [(32, d), (16, 32), (4, 16)]]
+    x = torch.rand(n, d, generator=g, dtype=torch.float64) * 2 - 1
+    zt = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    grads = [(None, torch.empty(32, dtype=torch.float64)), None, None]
+    squares = [(torch.empty(32, d, dtype=torch.float64), torch.empty(32, dtype=torch.float64)), None, None]
+    _grads_and_squares(weights, x, zt, grads, squares)
+    s1 = x @ weights[0][0].T
+    acts = torch.relu(s1)
+    e = ((torch.relu(acts @ weights[1][0].T) @ weights[2][0].T - zt) * (2.0 / zt.numel()))
+    e = ((e @ weights[2][0]) * (acts @ weights[1][0].T > 0)) @ weights[1][0] * (s1 > 0)
+    exact = (e * e).T @ (x * x)
+    assert torch.allclose(squares[0][1], (e * e).sum(0), rtol=1e-12)
+    rel = (exact - squares[0][1][:, None] / 3.0).abs().sum() / exact.sum()
+    assert rel < 0.05
