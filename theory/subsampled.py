@@ -10,7 +10,7 @@ batch alone (``b ≥ 2``):
     v̂_B = ḡ_b² − κ ((1/b) Σ_i g_i² − ḡ_b²),   κ = b/(b − 1) · (1/b − 1/B),   E[v̂_B] = μ² + σ²/B.
 
 The subsampled-Adam student (``limen.verify.subliminal.surrogate``) runs the real network's Adam steps on batches
-of ``b ≈ B/20`` with this second moment. Its first moment keeps the small batch's extra noise; that is the model's
+of ``b ≪ B`` with this second moment. Its first moment keeps the small batch's extra noise; that is the model's
 approximation (the student's displacement is its drift, which the corrected moment keeps, plus diffusion).
 """
 

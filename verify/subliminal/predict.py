@@ -91,6 +91,13 @@ def relu_forward(layers, x):
     return acts, masks
 
 
+def aux_forward(layers, x):
+    """The aux logits of a ReLU MLP ``layers = [(W, b), ..., aux head]`` on flat inputs ``x``, and its body's ReLU
+    masks."""
+    acts, masks = relu_forward(layers[:-1], x)
+    return acts[-1] @ layers[-1][0].T + layers[-1][1], masks
+
+
 def tangent(layers, deltas, acts, masks):
     """``J_h Δ`` of the body at the point of ``acts``/``masks`` (forward-mode, exact for ReLU off the kinks)."""
     t = None
@@ -133,7 +140,7 @@ def linear_target(pre: PreRunModels, kind: str, x, acts, masks, layers, head, de
         At, at = t1["aux_head"]
         return (acts[-1] + tangent(layers, [delta_T[lyr.name] for lyr in pre.student_spec.body], acts, masks)) @ At.T + at
     if kind == "function":
-        return nets.head(_one(t1), "aux_head", nets.body(pre.teacher_spec, _one(t1), x, shared=True))[0]
+        return aux_forward(body_layers(t1, pre.teacher_spec) + [t1["aux_head"]], x)[0]
     raise ValueError(f"linear_target is for the mismatched-head and function targets, got {kind!r}")
 
 
@@ -157,16 +164,31 @@ def _noise(cfg: RunConfig, n: int, gen, shape, device, normalization):
     return draw(cfg.noise, [gen], n, shape, device, cfg.perlin_res, norm)[0].reshape(n, -1)
 
 
+def noise_law(cfg: RunConfig, normalization) -> tuple | None:
+    """``(centre, variance, weight)`` of one coordinate of the run's noise after its optional normalisation, with
+    ``weight(x)`` the integration-by-parts weight of theory ``noise-integration-by-parts``: U[lo, hi] ->
+    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``; ``None`` for noise whose coordinates are not independent (Perlin)."""
+    from limen import theory
+
+    mean, std = tuple(normalization) if cfg.normalize_noise else (0.0, 1.0)
+    if cfg.noise == "uniform":
+        lo, hi = (-1.0 - mean) / std, (1.0 - mean) / std
+        return (lo + hi) / 2, (hi - lo) ** 2 / 12, lambda x: theory.uniform_ibp_weight(x, lo, hi)
+    if cfg.noise == "normal":
+        var = 1.0 / std ** 2
+        return -mean / std, var, lambda x: var
+    return None
+
+
 def _input_moment(cfg: RunConfig, n_in: int, normalization) -> np.ndarray | None:
-    """Exact ``E[x̃ x̃ᵀ]`` (bias appended) of uniform / normal noise, after the optional normalisation."""
-    scale = {"uniform": 1.0 / 3.0, "normal": 1.0}.get(cfg.noise)
-    if scale is None:
+    """Exact ``E[x̃ x̃ᵀ] = var I + c cᵀ`` (bias appended) of uniform / normal noise (:func:`noise_law`)."""
+    law = noise_law(cfg, normalization)
+    if law is None:
         return None
-    mean, std = (tuple(normalization) if cfg.normalize_noise else (0.0, 1.0))
-    mu = -mean / std
+    centre, var, _ = law
     out = np.empty((n_in + 1, n_in + 1))
-    out[:n_in, :n_in] = scale / std**2 * np.eye(n_in) + mu * mu
-    out[:n_in, n_in] = out[n_in, :n_in] = mu
+    out[:n_in, :n_in] = var * np.eye(n_in) + centre * centre
+    out[:n_in, n_in] = out[n_in, :n_in] = centre
     out[n_in, n_in] = 1.0
     return out
 

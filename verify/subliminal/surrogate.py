@@ -22,7 +22,9 @@ sample carries a random-sign input coordinate, and at full size the drift is 3�
 variance. With ``first_layer="integrated"`` that layer's weight gradient comes from :func:`first_layer_drift`,
 integration by parts over the noise law (theory ``noise-integration-by-parts``), which moves the weight onto
 derivatives, and so does its second moment: ``v̂_B = μ²(1 − 1/B) + mean_i g_i²/B`` (the same ``E[ḡ_B²]``) with μ the
-drift, where the sampled estimate's per-draw floor would be biased up about sixfold by the noise (its expectation
+drift and the per-sample squares ``(e²)ᵀ(x²)`` taken as ``Σ_i e_i² E[x²]`` from the noise law (each input coordinate
+moves ``e`` by O(1/√d), so the two are nearly independent; this drops the last product with the batch's inputs),
+where the sampled estimate's per-draw floor would be biased up about sixfold by the noise (its expectation
 is near ``σ²/B + 0.48 σ²/b`` where the noise dominates). ``"sampled"`` is the plain model; ``"auto"`` (the default)
 is ``"integrated"`` for uniform or normal noise and ``"sampled"`` for Perlin noise, whose coordinates are not
 independent.
@@ -40,7 +42,6 @@ would be a different pool at b per step.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -50,8 +51,8 @@ from limen import theory
 from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
-from .linear_student import _batches, _start
-from .predict import body_layers, relu_forward, resolve_target
+from .linear_student import _start
+from .predict import _noise, aux_forward, body_layers, noise_law, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
 STRIDE = 2       # training steps per model step
@@ -67,7 +68,7 @@ def subsampled_batch(train_batch: int, fraction: int = FRACTION) -> int:
 
 def _grads_and_squares(weights, x, zt, grads, squares):
     """For ``weights = [(W, b), ...]`` (body layers, then the aux head): writes into ``grads[i] = (gW, gb)`` (a layer
-    with ``None``, or a weight with ``gW = None``, is skipped) the gradient of ``mean (z − zt)²`` over the ``n`` rows
+    with ``None``, or a weight with ``gW = None``, is skipped, with its squares) the gradient of ``mean (z − zt)²`` over the ``n`` rows
     of ``x``, and into ``squares[i]`` ``(e²)ᵀ(a²)`` and ``Σ_i e_i²``, 1/n of the mean of its squared per-sample
     gradients (back-propagation in closed form, ReLU body; ``e`` already carries the mean's 1/n, so the per-sample
     gradient is ``n e_i a_iᵀ``). Returns the first layer's pre-activations, every layer's ReLU masks (in ``x``'s
@@ -85,8 +86,8 @@ def _grads_and_squares(weights, x, zt, grads, squares):
             e2 = e * e
             if grads[i][0] is not None:
                 torch.matmul(e.T, acts[i], out=grads[i][0])
+                torch.matmul(e2.T, acts[i] * acts[i], out=squares[i][0])
             torch.sum(e, 0, out=grads[i][1])
-            torch.matmul(e2.T, acts[i] * acts[i], out=squares[i][0])
             torch.sum(e2, 0, out=squares[i][1])
         if i:
             e = before = e @ weights[i][0]
@@ -103,26 +104,11 @@ def _back_to_first(layers, masks, y):
     return e
 
 
-def noise_law(cfg, normalization) -> tuple | None:
-    """``(centre, variance, weight)`` of one coordinate of the run's noise after its optional normalisation, with
-    ``weight(x)`` the integration-by-parts weight of theory ``noise-integration-by-parts``: U[lo, hi] ->
-    ``(x − lo)(hi − x)/2``, N(c, s²) -> ``s²``; ``None`` for noise whose coordinates are not independent (Perlin)."""
-    mean, std = tuple(normalization) if cfg.normalize_noise else (0.0, 1.0)
-    if cfg.noise == "uniform":
-        lo, hi = (-1.0 - mean) / std, (1.0 - mean) / std
-        return (lo + hi) / 2, (hi - lo) ** 2 / 12, lambda x: theory.uniform_ibp_weight(x, lo, hi)
-    if cfg.noise == "normal":
-        var = 1.0 / std ** 2
-        return -mean / std, var, lambda x: var
-    return None
-
-
 def teacher_pass(teacher, x, xi):
     """The teacher (``[(W, b), ...]``, ReLU body then aux head) on ``x``: its aux logits ``z_T``, and with a sketch
     ``ξ`` (rows: samples) the teacher's side of :func:`first_layer_drift`'s smooth term, ``(ξ J_T) W1_T`` (``None``
     without one). Neither depends on the student, so the model computes both once for every step's batch."""
-    acts, masks = relu_forward(teacher[:-1], x)
-    zt = acts[-1] @ teacher[-1][0].T + teacher[-1][1]
+    zt, masks = aux_forward(teacher, x)
     if xi is None:
         return zt, None
     masks = [mask.to(x.dtype) for mask in masks]
@@ -184,8 +170,8 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     layers = dict(zip(names, body_layers(s0, pre.student_spec) + [s0["aux_head"]]))
     steps = math.ceil(cfg.student_epochs * cfg.student_steps_per_epoch / k)
     beta1, beta2, lr = BETA1 ** k, BETA2 ** k, cfg.student_lr * k
-    draw = _batches(dataclasses.replace(cfg, noise_batch=b), data, dev)   # b fresh samples per step
-    x_all = torch.cat([draw(t) for t in range(steps)])   # every step's batch, then the teacher on all of them at once
+    gen_x = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)   # the linear students' stream
+    x_all = _noise(cfg, steps * b, gen_x, tuple(data.image_shape), dev, data.normalization)   # every step's batch
     integrated = law is not None and body[0] in trained
     teacher = [(w.to(dev, torch.float32), bias.to(dev, torch.float32))
                for w, bias in body_layers(pre.teacher, pre.teacher_spec) + [pre.teacher["aux_head"]]]
@@ -194,9 +180,12 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
         gen = nets.generator(derived_seed(cfg.seed, "subsampled_sketch"), dev)
         xi_all = torch.randint(0, 2, (x_all.shape[0], teacher[-1][0].shape[0]), generator=gen,
                                device=dev).to(torch.float32).mul_(2).sub_(1)
-    zt_all, sketch_all = zip(*(teacher_pass(teacher, x_all[a:a + 4096], None if xi_all is None else xi_all[a:a + 4096])
-                               for a in range(0, x_all.shape[0], 4096)))
-    zt_all, sketch_all = torch.cat(zt_all), torch.cat(sketch_all) if integrated else None
+    zt_all = x_all.new_empty((x_all.shape[0], teacher[-1][0].shape[0]))   # the teacher on all of them at once
+    sketch_all = torch.empty_like(x_all) if integrated else None
+    for a in range(0, x_all.shape[0], 4096):
+        zt_all[a:a + 4096], sketch = teacher_pass(teacher, x_all[a:a + 4096], None if xi_all is None else xi_all[a:a + 4096])
+        if integrated:
+            sketch_all[a:a + 4096] = sketch
     # the trained parameters, Adam's moments and each step's gradient and squares as flat buffers, updated in place
     # (one kernel per update, no allocation per step); θ[n], and each layer's gradient and squares, are views of them
     shapes = [t.shape for n in trained for t in layers[n]]
@@ -216,6 +205,7 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     rest = slice(sizes[0] if integrated else 0, None)
     if integrated:
         drift, est_w1 = grads[0][0], per_layer(est, lambda n: None)[0][0]
+        x2 = law[1] + law[0] ** 2   # E[x_j²] of every input coordinate
         grads[0] = (None, grads[0][1])
     for t in range(1, steps + 1):
         rows = slice((t - 1) * b, t * b)
@@ -226,8 +216,10 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
         torch.mul(sq[rest], -c_sq * b, out=est[rest]).addcmul_(g[rest], g[rest], value=a_g)   # v̂_B, in place
         if b < B:   # a single draw can go negative; at b = B the estimate is g² and this is Adam itself
             torch.maximum(est[rest], torch.mul(sq[rest], b / B, out=tmp[rest]), out=est[rest])
-        if integrated:   # E[ḡ_B²] = μ²(1 − 1/B) + mean_i g_i² / B with μ the drift: no per-draw floor to bias it
-            torch.mul(squares[0][0], b / B, out=est_w1).addcmul_(drift, drift, value=1.0 - 1.0 / B)
+        if integrated:   # E[ḡ_B²] = μ²(1 − 1/B) + mean_i g_i² / B with μ the drift: no per-draw floor to bias it;
+            # mean_i g_i² = b (e²)ᵀ(x²) taken as b Σ_i e_i² E[x²] (one coordinate moves e by O(1/√d))
+            torch.mul(squares[0][1][:, None].expand_as(drift), x2 * b / B, out=est_w1).addcmul_(
+                drift, drift, value=1.0 - 1.0 / B)
         m1.lerp_(g, 1.0 - beta1)
         v2.lerp_(est, 1.0 - beta2)
         # Adam's step m̂/(√v̂ + ε) with the bias corrections folded into scalars: m/(√v + ε√c2) · √c2/c1

@@ -180,3 +180,14 @@ def test_a_layer_without_gradient_does_not_move(runs):
     out = P.predict(dataclasses.replace(pre, student_init=s0), data)["params"]
     assert torch.equal(out["fc1"][0], s0["fc1"][0]) and torch.equal(out["fc2"][0], s0["fc2"][0])
     assert all(torch.isfinite(w).all() and torch.isfinite(b).all() for w, b in out.values())
+
+
+def test_noise_law_of_each_noise():
+    cfg = RunConfig(**TINY)
+    centre, var, w = P.noise_law(cfg, (0.5, 2.0))   # normalisation off: U[-1, 1]
+    assert (centre, var, float(w(torch.tensor(0.0)))) == (0.0, 1.0 / 3.0, 0.5)
+    centre, var, w = P.noise_law(cfg.replace(normalize_noise=True), (0.5, 2.0))   # (x - 0.5) / 2 ~ U[-0.75, 0.25]
+    assert (centre, var) == (-0.25, 1.0 / 12.0) and float(w(torch.tensor(0.25))) == 0.0
+    centre, var, w = P.noise_law(cfg.replace(noise="normal", normalize_noise=True), (0.5, 2.0))
+    assert (centre, var, w(None)) == (-0.25, 0.25, 0.25)
+    assert P.noise_law(cfg.replace(noise="perlin"), (0.5, 2.0)) is None

@@ -10,7 +10,7 @@ import torch
 from limen.verify.subliminal import INIT_CONDITIONS, RunConfig, train_group
 from limen.verify.subliminal.engine import get_data
 from limen.verify.subliminal.linear_student import partially_linearised_student
-from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, noise_law, subsampled_batch,
+from limen.verify.subliminal.surrogate import (_grads_and_squares, first_layer_drift, subsampled_batch,
                                                subsampled_student, teacher_pass)
 
 TINY = dict(data="digits", hidden=(12, 10), teacher_epochs=3, student_epochs=1, noise_steps=6, noise_batch=64,
@@ -167,12 +167,23 @@ def test_first_layer_drift_is_the_sampled_gradients_expectation(law_name):
     assert cos(no_gates, sampled) < 0.95
 
 
-def test_noise_law_of_each_noise():
-    cfg = RunConfig(**TINY)
-    centre, var, w = noise_law(cfg, (0.5, 2.0))   # normalisation off: U[-1, 1]
-    assert (centre, var, float(w(torch.tensor(0.0)))) == (0.0, 1.0 / 3.0, 0.5)
-    centre, var, w = noise_law(cfg.replace(normalize_noise=True), (0.5, 2.0))   # (x - 0.5) / 2 ~ U[-0.75, 0.25]
-    assert (centre, var) == (-0.25, 1.0 / 12.0) and float(w(torch.tensor(0.25))) == 0.0
-    centre, var, w = noise_law(cfg.replace(noise="normal", normalize_noise=True), (0.5, 2.0))
-    assert (centre, var, w(None)) == (-0.25, 0.25, 0.25)
-    assert noise_law(cfg.replace(noise="perlin"), (0.5, 2.0)) is None
+def test_first_layer_squares_from_the_noise_law_at_high_input_dimension():
+    """``(e²)ᵀ(x²) ≈ Σ_i e_i² E[x²]`` (the integrated first layer's v̂): each of d input coordinates moves ``e`` by
+    O(1/√d). On a random 400-input ReLU net and U[-1, 1] noise the two agree to a few per cent."""
+    g = torch.Generator().manual_seed(1)
+    d, n = 400, 20000
+    weights = [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5, torch.zeros(o, dtype=torch.float64))
+               for o, i in [(32, d), (16, 32), (4, 16)]]
+    x = torch.rand(n, d, generator=g, dtype=torch.float64) * 2 - 1
+    zt = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    grads = [(None, torch.empty(32, dtype=torch.float64)), None, None]
+    squares = [(torch.empty(32, d, dtype=torch.float64), torch.empty(32, dtype=torch.float64)), None, None]
+    _grads_and_squares(weights, x, zt, grads, squares)
+    s1 = x @ weights[0][0].T
+    acts = torch.relu(s1)
+    e = ((torch.relu(acts @ weights[1][0].T) @ weights[2][0].T - zt) * (2.0 / zt.numel()))
+    e = ((e @ weights[2][0]) * (acts @ weights[1][0].T > 0)) @ weights[1][0] * (s1 > 0)
+    exact = (e * e).T @ (x * x)
+    assert torch.allclose(squares[0][1], (e * e).sum(0), rtol=1e-12)
+    rel = (exact - squares[0][1][:, None] / 3.0).abs().sum() / exact.sum()
+    assert rel < 0.05
