@@ -32,7 +32,7 @@ independent.
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
 drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
-size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–14.8 % of the student's training at the
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–15.6 % of the student's training at the
 default stride 2 with the integrated first layer, above the 10 % budget; the per-step work over every parameter
 (Adam's update, the gradient and square buffers) is what a smaller b does not cut. Stride 4 costs less but
 follows the full-size students less well (docs/theory.md §6), so it is not the default. Computed from the pre-run
