@@ -44,6 +44,8 @@ DB_FILE = "results.db"
 EXPORT_FILE = "records.jsonl"
 LEGACY = "legacy"
 LEASE_S = 60.0
+#: how long a connection waits for another process's lock before it gives up
+BUSY_S = 60.0
 #: top-level fields of a record that belong to the run itself; any other field of an old record is a measurement
 RUN_FIELDS = frozenset({"key", "config", "seed", "metrics", "timings", "run_info", "code_version", "producer",
                         "stale", "measure_versions"})
@@ -129,8 +131,23 @@ class Store:
     # -- connection ------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        """A connection in WAL mode, with the tables.
+
+        Switching a new file to WAL takes an exclusive lock that SQLite can refuse without
+        waiting out the busy timeout while another process opens the same file, so that one
+        step is retried until ``BUSY_S`` has passed.
+        """
+        db = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None, check_same_thread=False)
+        deadline = time.monotonic() + BUSY_S
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(0.02)
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
         return db
@@ -309,7 +326,7 @@ class Store:
         self._stop.clear()
 
         def beat() -> None:
-            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None)
             try:
                 while not self._stop.wait(self.lease_s / 4):
                     with self._tx(db):

@@ -1,6 +1,7 @@
 """The SQLite results store: rows keyed by (config, code version), leases, legacy import, exports."""
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -113,6 +114,28 @@ def test_a_corrupt_line_of_an_old_records_file_is_named_with_its_file_and_line(t
     path.write_text(json.dumps({"key": "a", "metrics": {}}) + "\n" + json.dumps({"key": "b", "metrics": {}}) + "\n")
     with Store(tmp_path) as s:  # repaired: the next open imports it (nothing was lost by the failed one)
         assert set(s.versions(["a", "b"])) == {"a", "b"}
+
+
+def _open_and_put(folder, go, key):
+    go.wait()
+    with Store(folder) as s:
+        s.put([_run(key)])
+
+
+def test_processes_opening_one_new_store_at_once_all_get_in(tmp_path):
+    # switching a new file to WAL is refused at once while another process does the same
+    ctx = multiprocessing.get_context("fork")
+    for r in range(12):
+        go = ctx.Event()
+        procs = [ctx.Process(target=_open_and_put, args=(tmp_path / str(r), go, f"k{i}")) for i in range(4)]
+        for p in procs:
+            p.start()
+        go.set()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0] * 4
+        with Store(tmp_path / str(r)) as s:
+            assert sorted(s.versions(f"k{i}" for i in range(4))) == [f"k{i}" for i in range(4)]
 
 
 def test_output_paths_are_checked_before_any_work(tmp_path):

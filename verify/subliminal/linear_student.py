@@ -56,14 +56,19 @@ def mse_gradients(layers, head, residual, acts, masks) -> list:
     return [*backward(layers, head[0], r, acts, masks), (r.T @ acts[-1], r.sum(0))]
 
 
+def noise_stream(cfg, data, dev):
+    """``draw(n)``: the next ``n`` noise samples of the linear students' own stream (seeded from ``cfg.seed``, apart
+    from the training run's), as training draws them."""
+    gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
+    return lambda n: _noise(cfg, n, gen, tuple(data.image_shape), dev, data.normalization)
+
+
 def _batches(cfg, data, dev):
     """``batch(step)``: the noise batch of every step, as training draws it (fresh, or slices of the fixed pool), from
-    the linear students' own stream."""
-    shape, B = tuple(data.image_shape), cfg.noise_batch
-    gen = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)
-    pool = _noise(cfg, cfg.noise_pool, gen, shape, dev, data.normalization) if cfg.noise_pool is not None else None
-    return lambda step: (_noise(cfg, B, gen, shape, dev, data.normalization) if pool is None
-                         else pool[step * B:(step + 1) * B])
+    :func:`noise_stream`."""
+    draw, B = noise_stream(cfg, data, dev), cfg.noise_batch
+    pool = draw(cfg.noise_pool) if cfg.noise_pool is not None else None
+    return lambda step: draw(B) if pool is None else pool[step * B:(step + 1) * B]
 
 
 def _start(pre: PreRunModels, device):

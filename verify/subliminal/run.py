@@ -15,6 +15,10 @@ from ..stats import t_interval
 from ..versions import subliminal_version
 from .config import RunConfig
 
+#: the most runs of one group when they are measured (unless ``max_group`` says otherwise): a group's results are
+#: stored together when all of them are done, so this bounds what a killed sweep loses to a few runs' training and
+#: measuring, not a whole check's (at full size one run's diagnostics take a minute)
+MEASURED_GROUP = 8
 
 def train_and_measure(group: list[RunConfig], *, measures=(), keep_models: bool = False,
                       device: str = "auto", data_root: str | None = None, allow_tf32: bool = False,
@@ -97,7 +101,8 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
 
     Goes through the road (:class:`~limen.verify.road.Road`): a config whose record of the current
     engine version is stored is not trained again, so a killed sweep restarted with the same
-    arguments loses nothing, and two processes on one ``out`` split the work. Groups go through
+    arguments loses nothing, and two processes on one ``out`` split the work. With ``measures`` a group holds at
+    most ``MEASURED_GROUP`` runs unless ``max_group`` is given. Groups go through
     ``get_executor(executor, **executor_options).map_groups``; the calling process is the only writer
     of the store (one transaction per finished group). ``device`` is resolved where the group runs.
     ``measures``: measurements of the trained networks (names of
@@ -113,6 +118,8 @@ def run_sweep(configs: Iterable[RunConfig], out: str | Path, device: str = "auto
     for c in configs:
         if not isinstance(c, RunConfig):
             raise TypeError(f"run_sweep takes RunConfig objects, got {type(c).__name__}")
+    if measures and max_group is None:
+        max_group = MEASURED_GROUP
     producer = EngineProducer(device, data_root, allow_tf32, noise_rng, max_group, memory_budget)
     road = Road(out, producer, measures, view=view, reuse_stale=reuse_stale, keep_models=keep_models,
                 executor=executor, executor_options=executor_options,

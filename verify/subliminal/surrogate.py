@@ -32,7 +32,7 @@ independent.
 What it approximates: its steps keep the small sample's noise (B/b times training's variance per unit of
 training time) in every other gradient, which the student's drift does not see, and the integrated first layer
 drops the deeper layers' gate jumps; a larger sample (``fraction`` 5–10) follows the students more closely at full
-size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–14.8 % of the student's training at the
+size. Its cost (``limen bench predict``, full size, 2-core CPU) is 13.5–15.6 % of the student's training at the
 default stride 2 with the integrated first layer, above the 10 % budget; the per-step work over every parameter
 (Adam's update, the gradient and square buffers) is what a smaller b does not cut. Stride 4 costs less but
 follows the full-size students less well (docs/theory.md §6), so it is not the default. Computed from the pre-run
@@ -51,8 +51,8 @@ from limen import theory
 from . import nets
 from .config import derived_seed
 from .engine import PreRunModels
-from .linear_student import _start
-from .predict import _noise, aux_forward, body_layers, noise_law, relu_forward, resolve_target
+from .linear_student import _start, noise_stream
+from .predict import aux_forward, body_layers, noise_law, relu_forward, resolve_target
 
 FRACTION = 20    # training's noise samples over the model's
 STRIDE = 2       # training steps per model step
@@ -170,8 +170,7 @@ def subsampled_student(pre: PreRunModels, data, *, fraction: int = FRACTION, str
     layers = dict(zip(names, body_layers(s0, pre.student_spec) + [s0["aux_head"]]))
     steps = math.ceil(cfg.student_epochs * cfg.student_steps_per_epoch / k)
     beta1, beta2, lr = BETA1 ** k, BETA2 ** k, cfg.student_lr * k
-    gen_x = nets.generator(derived_seed(cfg.seed, "linear_student_noise"), dev)   # the linear students' stream
-    x_all = _noise(cfg, steps * b, gen_x, tuple(data.image_shape), dev, data.normalization)   # every step's batch
+    x_all = noise_stream(cfg, data, dev)(steps * b)   # every step's batch, from the linear students' stream
     integrated = law is not None and body[0] in trained
     teacher = [(w.to(dev, torch.float32), bias.to(dev, torch.float32))
                for w, bias in body_layers(pre.teacher, pre.teacher_spec) + [pre.teacher["aux_head"]]]

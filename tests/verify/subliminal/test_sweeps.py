@@ -10,6 +10,7 @@ from limen.verify.records import ResultStore, config_key
 from limen.verify.store import Store
 from limen.verify.versions import subliminal_version
 from limen.verify.subliminal import SWEEPS, plan_groups, run_sweep, summarize
+from limen.verify.subliminal.run import MEASURED_GROUP
 
 
 def _essence(records):
@@ -45,6 +46,24 @@ def test_resume_after_interrupt_gives_the_same_records(tmp_path, tiny, monkeypat
     # a third call trains nothing
     monkeypatch.setattr(sub, "train_group", lambda *a, **k: pytest.fail("nothing left to train"))
     assert _essence(run_sweep(cfgs, tmp_path / "cut", device="cpu", progress=False)) == _essence(full)
+
+
+def test_measured_runs_are_stored_a_few_at_a_time(tmp_path, tiny):
+    # all ten fit one group; measured, they go in groups of MEASURED_GROUP, so a failure loses at most one group
+    cfgs = [tiny(seed=s) for s in range(10)]
+    assert len(plan_groups(cfgs)) == 1
+    calls = {"n": 0}
+
+    def fails_on_the_ninth(models, data):
+        calls["n"] += 1
+        if calls["n"] == MEASURED_GROUP + 1:
+            raise RuntimeError("measurement failed")
+        return {"n": calls["n"]}
+
+    with pytest.raises(RuntimeError, match="measurement failed"):
+        run_sweep(cfgs, tmp_path, device="cpu", progress=False, measures=[("count", fails_on_the_ninth)])
+    with Store(tmp_path) as store:
+        assert len(store.latest()) == MEASURED_GROUP
 
 
 def test_records_have_the_documented_fields(tmp_path, tiny):
