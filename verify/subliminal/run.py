@@ -20,6 +20,7 @@ from .config import RunConfig
 #: measuring, not a whole check's (at full size one run's diagnostics take a minute)
 MEASURED_GROUP = 8
 
+
 def train_and_measure(group: list[RunConfig], *, measures=(), keep_models: bool = False,
                       device: str = "auto", data_root: str | None = None, allow_tf32: bool = False,
                       noise_rng: str = "auto") -> list[dict]:
